@@ -1,0 +1,64 @@
+"""The one place that knows what a batch looks like.
+
+nablatau is task-agnostic: a loader may yield ``(inputs, targets)`` tuples (torchvision style) or dicts
+with a ``"labels"`` key (Hugging Face style). Models may return a tensor of logits or an object with a
+``.logits`` attribute. Every loop in the package goes through :func:`unpack` and :func:`forward`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+Inputs = Any  # a tensor, or a mapping of tensors passed to the model as keyword arguments
+
+
+def _to(value: Any, device: torch.device | str | None) -> Any:
+    if device is None or not isinstance(value, torch.Tensor):
+        return value
+    return value.to(device, non_blocking=True)
+
+
+def unpack(batch: Any, device: torch.device | str | None = None) -> tuple[Inputs, torch.Tensor]:
+    """Split a batch into model inputs and targets, moved to ``device``.
+
+    Accepts ``(inputs, targets)`` sequences and mappings holding a ``"labels"`` entry; for mappings the
+    inputs are every other entry (e.g. ``input_ids`` and ``attention_mask``).
+    """
+    if isinstance(batch, Mapping):
+        if "labels" not in batch:
+            raise ConfigError(
+                f"A dict batch must hold the targets under 'labels'; got keys {sorted(batch)}. "
+                "Rename the target entry to 'labels' in your dataset or collate function."
+            )
+        inputs = {k: _to(v, device) for k, v in batch.items() if k != "labels"}
+        return inputs, _to(batch["labels"], device)
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return _to(batch[0], device), _to(batch[1], device)
+    raise ConfigError(
+        f"Expected a batch of (inputs, targets) or a dict with 'labels'; got {type(batch).__name__}. "
+        "Make your DataLoader yield one of these two forms."
+    )
+
+
+def forward(model: nn.Module, inputs: Inputs) -> torch.Tensor:
+    """Run ``model`` on ``inputs`` and return its logits as a tensor."""
+    outputs = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    return outputs.logits if hasattr(outputs, "logits") else outputs
+
+
+def batch_size(targets: torch.Tensor) -> int:
+    """Number of samples in a batch, read from its targets."""
+    return int(targets.shape[0])
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    for parameter in model.parameters():
+        return parameter.device
+    return torch.device("cpu")

@@ -1,0 +1,62 @@
+"""Per-sample losses: ``(logits, targets) -> Tensor[batch]``.
+
+∇τ is task-agnostic because it only needs a per-sample loss (Trippa et al. 2024, Sec. 3). The two
+built-ins cover the paper's settings: multiclass cross-entropy (CIFAR) and multilabel
+BCE-with-logits averaged over labels (GoEmotions, as in the authors' text notebooks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ShapeError
+
+PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Multiclass cross-entropy per sample; ``targets`` are class ids of shape ``[batch]``."""
+    if logits.ndim != 2 or targets.ndim != 1 or targets.shape[0] != logits.shape[0]:
+        raise ShapeError(
+            f"cross_entropy expects logits [batch, classes] and integer targets [batch]; got logits "
+            f"{tuple(logits.shape)} and targets {tuple(targets.shape)}. For multi-hot targets use "
+            "nablatau.losses.multilabel_bce."
+        )
+    if targets.is_floating_point():
+        raise ShapeError(
+            f"cross_entropy expects integer class ids, got {targets.dtype} targets. For multi-hot "
+            "targets use nablatau.losses.multilabel_bce; otherwise cast the targets with .long()."
+        )
+    return F.cross_entropy(logits, targets, reduction="none")
+
+
+def _check_multilabel(logits: torch.Tensor, targets: torch.Tensor, name: str) -> None:
+    if logits.shape != targets.shape or logits.ndim != 2:
+        raise ShapeError(
+            f"{name} expects logits and multi-hot targets of the same shape [batch, labels]; got "
+            f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)}. For class-id targets use "
+            "nablatau.losses.cross_entropy."
+        )
+
+
+def multilabel_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits averaged over labels, per sample (the reference's text training loss)."""
+    _check_multilabel(logits, targets, "multilabel_bce")
+    per_label = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
+    return per_label.mean(dim=1)
+
+
+def multilabel_bce_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits summed over labels, per sample (the reference's text attack score)."""
+    _check_multilabel(logits, targets, "multilabel_bce_sum")
+    per_label = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
+    return per_label.sum(dim=1)
+
+
+def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the softmax over logits, per sample (the entropy attack's score)."""
+    log_probs = F.log_softmax(logits.float(), dim=1)
+    return -(log_probs.exp() * log_probs).sum(dim=1)
