@@ -1,0 +1,40 @@
+# nablatau — the two commands of the README:
+#   make reproduce   run the experiments (PROFILE=smoke|quick|paper, default quick)
+#   make test        run the test suite (unit tests, doctests, notebooks through nbval)
+# Both create .venv and install the package with its dev extras first.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= quick
+NOTEBOOKS := quickstart
+EXECUTED := notebooks/executed
+
+export HF_HUB_OFFLINE ?= 0
+
+.PHONY: install test reproduce benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest --nbval-lax tests nablatau notebooks
+
+reproduce: $(STAMP)
+	mkdir -p $(EXECUTED)
+	for notebook in $(NOTEBOOKS); do \
+	  $(BIN)/papermill --kernel python3 notebooks/$$notebook.ipynb $(EXECUTED)/$$notebook-$(PROFILE).ipynb \
+	    -p PROFILE $(PROFILE) || exit 1; \
+	done
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/unlearn_vs_retrain.py
+
+clean:
+	rm -rf $(VENV) *.egg-info
