@@ -236,8 +236,7 @@ def train(
         lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=device)  # a device tensor avoids a sync per batch
         seen = 0
-        batches = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
-        for batch in batches:
+        for batch in loader:  # one bar per run, not per epoch: nested bars flood notebook outputs
             inputs, targets = unpack(batch, device)
             if recipe.augment == "cifar":
                 inputs = augment_cifar(inputs, augment_generator)

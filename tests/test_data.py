@@ -561,3 +561,22 @@ def test_text_dataset_on_goemotions(goemotions, tokenizer):
     assert batch["input_ids"].shape[0] == 64 and batch["input_ids"].shape[1] <= 40
     assert batch["labels"].shape == (64, 28) and torch.equal(batch["labels"], split.targets[:64])
     assert labels_of(data).shape == (256, 28)
+
+
+def test_resident_loader_serves_every_sample_once_in_seeded_order():
+    from nablatau.data import ResidentLoader, UnlearningSplits
+
+    base = TensorDataset(torch.arange(50).float().unsqueeze(1), torch.arange(50))
+    part = Subset(Subset(base, list(range(5, 45))), list(range(0, 40, 2)))  # nested subsets: 20 samples
+    loader = ResidentLoader(part, 6, shuffle=True, generator=torch.Generator().manual_seed(0))
+    batches = list(loader)
+    assert len(loader) == len(batches) == 4 and [len(b[1]) for b in batches] == [6, 6, 6, 2]
+    seen = torch.cat([b[1] for b in batches])
+    assert sorted(seen.tolist()) == list(range(5, 45, 2))
+    assert not torch.equal(seen, torch.arange(5, 45, 2))  # shuffled
+    again = ResidentLoader(part, 6, shuffle=True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat([b[1] for b in again]), seen)
+    splits = UnlearningSplits(retain=part, forget=part, val=part, test=part)
+    assert all(isinstance(v, ResidentLoader) for v in loaders(splits, 4, device="cpu").values())
+    with pytest.raises(ConfigError, match="needs a TensorDataset"):
+        ResidentLoader(list(range(4)), 2)

@@ -290,3 +290,11 @@ def test_nan_loss_stops_reports_the_epoch_and_keeps_the_last_good_weights():
     assert len(caught.value.history) == 2  # the finished epochs are not lost
     assert same_weights(weights(model), snapshots[-1])
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
+def test_alpha_zero_skips_the_target_loss_and_forget_pass():
+    val = CountingLoader(make_loader(24, seed=3))
+    result = nablatau.unlearn(tiny_model(), make_loader(16, seed=1), make_loader(80, seed=2), val,
+                              alpha0=0.0, epochs=6, progress=False)
+    assert val.passes == 0
+    assert all(math.isnan(row["forget_loss"]) and math.isnan(row["target_loss"]) for row in result.history)
