@@ -11,7 +11,10 @@ PROFILE ?= quick
 NOTEBOOKS := quickstart
 EXECUTED := notebooks/executed
 
-export HF_HUB_OFFLINE ?= 0
+# Trained models are cached here (keyed by everything that determines the weights) and reused.
+export NABLATAU_CACHE_DIR ?= $(CURDIR)/checkpoints
+# Data sets are read from (and downloaded to) here; CI points it at ../shared/data.
+export NABLATAU_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install test reproduce benchmark clean
 
@@ -24,13 +27,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest --nbval-lax tests nablatau notebooks
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest --nbval-lax tests nablatau $(wildcard notebooks/*.ipynb)
 
 reproduce: $(STAMP)
 	mkdir -p $(EXECUTED)
 	for notebook in $(NOTEBOOKS); do \
-	  $(BIN)/papermill --kernel python3 notebooks/$$notebook.ipynb $(EXECUTED)/$$notebook-$(PROFILE).ipynb \
-	    -p PROFILE $(PROFILE) || exit 1; \
+	  $(BIN)/papermill --kernel python3 --cwd notebooks notebooks/$$notebook.ipynb \
+	    $(EXECUTED)/$$notebook-$(PROFILE).ipynb -p PROFILE $(PROFILE) || exit 1; \
 	done
 
 benchmark: $(STAMP)

@@ -7,31 +7,28 @@ the original model memorises its training set (train accuracy 1.0, loss-MIA ≈ 
 import copy
 
 import pytest
-import torch
 
 import nablatau
-from nablatau.data import load_cifar, loaders, make_splits, subset
-from nablatau.train import CheckpointCache, TrainRecipe, recipe_spec, train
+from nablatau.data import load_cifar, loaders, make_splits
+from nablatau.experiment import profile_data, resolve_profile, trained_model
+from nablatau.train import CheckpointCache
 
-N_TRAIN, N_HELDOUT, FORGET_FRACTION = 2000, 1000, 0.10
-# Adam-style training without augmentation overfits 2,000 images in a dozen epochs; the paper's SGD
-# recipe would need far more epochs to reach a comparable membership gap.
-OVERFIT = TrainRecipe(optimizer="adamw", lr=1e-3, weight_decay=0.0, epochs=12, batch_size=128)
+FORGET_FRACTION = 0.10
+QUICK = resolve_profile("quick")  # 2,000 training images, Adam without augmentation, 12 epochs
+ORIGINAL = {"role": "original", "dataset": "cifar10", "model": "resnet18"}
 
 
 @pytest.fixture(scope="module")
 def cifar_run(real_data_dir, tmp_path_factory):
     cifar = load_cifar("cifar10", real_data_dir)
-    train_set, heldout = subset(cifar.train, N_TRAIN, seed=0), subset(cifar.test, N_HELDOUT, seed=0)
+    train_set, heldout = profile_data(cifar, QUICK, seed=0)
     splits = make_splits(train_set, heldout, forget_fraction=FORGET_FRACTION, seed=42)
-    batches = loaders(splits, batch_size=64, seed=0)
     cache = CheckpointCache(tmp_path_factory.mktemp("checkpoints"))
-    spec = {"dataset": "cifar10", "n_train": N_TRAIN, "model": "resnet18", "recipe": recipe_spec(OVERFIT),
-            "seed": 0}
-    full_train = torch.utils.data.DataLoader(train_set, batch_size=OVERFIT.batch_size, shuffle=True)
-    original, info = cache.get_or_train(
-        spec, nablatau.resnet18(10), lambda model: train(model, full_train, OVERFIT, progress=False))
-    return {"cache": cache, "spec": spec, "original": original, "splits": splits, "loaders": batches}
+    original, info = trained_model(nablatau.resnet18(10), train_set, QUICK, key=ORIGINAL, cache=cache,
+                                   progress=False)
+    assert not info["cached"]
+    return {"train_set": train_set, "cache": cache, "original": original, "splits": splits,
+            "loaders": loaders(splits, batch_size=QUICK["unlearn_batch_size"], seed=0)}
 
 
 def _metrics(model, batches):
@@ -66,9 +63,9 @@ def test_same_seed_gives_identical_metrics_and_the_cache_is_reused(cifar_run):
     for _ in range(2):
         # Fresh loaders: a seeded loader's generator advances with every pass.
         batches = loaders(cifar_run["splits"], batch_size=64, seed=0)
-        model, info = cache.get_or_train(cifar_run["spec"], nablatau.resnet18(10),
-                                         lambda m: pytest.fail("the cached original must not be retrained"))
-        assert info["cached"]
+        model, info = trained_model(nablatau.resnet18(10), cifar_run["train_set"], QUICK, key=ORIGINAL,
+                                    cache=cache)
+        assert info["cached"]  # the original is loaded, not trained again
         nablatau.unlearn(model, batches["forget"], batches["retain"], batches["val"], epochs=2, seed=0,
                          progress=False)
         runs.append(_metrics(model, batches))

@@ -1,0 +1,74 @@
+"""Results files: ``<output_dir>/<notebook>/<run-id>.json``, written atomically.
+
+Each file records the run's ``config`` (every parameter and resolved hyperparameter), the environment
+(library versions, device, time) and, per model, its metrics, runtime and history. The run id is a
+hash of the config, so a rerun with the same parameters lands on the same file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+import torch
+import torchvision
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (Path, torch.device)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def environment() -> dict[str, Any]:
+    """Library versions, device and time of the run."""
+    return {
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torchvision": torchvision.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.machine()})",
+        "cpu_threads": torch.get_num_threads(),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_id(config: dict[str, Any]) -> str:
+    """First 12 hex digits of the sha256 of the config: same parameters, same file."""
+    text = json.dumps(config, sort_keys=True, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def save_results(output_dir: str | os.PathLike, notebook: str, *, config: dict[str, Any],
+                 models: dict[str, dict[str, Any]]) -> Path:
+    """Write one run's results atomically and return the file's path."""
+    folder = Path(output_dir) / notebook
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run_id(config)}.json"
+    payload = {"config": config, "environment": environment(), "models": models}
+    text = json.dumps(payload, indent=2, default=_plain)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a results file written by :func:`save_results`."""
+    return json.loads(Path(path).read_text())
