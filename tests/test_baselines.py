@@ -1,0 +1,451 @@
+"""The baselines on tiny models: the shared calling convention, each method's invariants, bad inputs."""
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import nablatau
+from nablatau.baselines import (METHODS, amnesiac, bad_teacher, distillation_kl, finetune, neggrad_plus,
+                                random_wrong_labels, scrub)
+from nablatau.errors import ConfigError, DivergenceError, ShapeError
+from nablatau.batches import forward, unpack
+from nablatau.unlearn import UnlearnResult, default_epochs, mean_loss
+
+LABELS = 5
+
+
+def class_loader(n, *, seed, batch_size=8, shuffle=False):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=generator)
+    y = torch.randint(0, 3, (n,), generator=generator)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle,
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+
+
+def tiny_model(seed=0, dropout=False):
+    torch.manual_seed(seed)
+    layers = [nn.Linear(4, 16), nn.ReLU()] + ([nn.Dropout(0.2)] if dropout else []) + [nn.Linear(16, 3)]
+    return nn.Sequential(*layers)
+
+
+class TinyTextModel(nn.Module):
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embedding = nn.EmbeddingBag(50, 8, mode="sum")
+        self.dropout = nn.Dropout(0.2)
+        self.head = nn.Linear(8, LABELS)
+
+    def forward(self, input_ids, attention_mask):
+        return self.head(self.dropout(self.embedding(input_ids, per_sample_weights=attention_mask.float())))
+
+
+class DictDataset(torch.utils.data.Dataset):
+    """Token ids with multi-hot labels, each sample with between 1 and LABELS - 1 positives."""
+
+    def __init__(self, n, seed):
+        generator = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(0, 50, (n, 6), generator=generator)
+        self.labels = (torch.rand(n, LABELS, generator=generator) > 0.6).float()
+        self.labels[:, 0] = 1.0
+        self.labels[:, -1] = 0.0
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "attention_mask": torch.ones(6), "labels": self.labels[i]}
+
+
+def text_loader(n, *, seed, shuffle=False):
+    return DataLoader(DictDataset(n, seed), batch_size=8, shuffle=shuffle,
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+
+
+def setup(task, shuffle=False, dropout=False):
+    """A model and forget/retain/val loaders: 2, 6 and 2 batches."""
+    if task == "multiclass":
+        return (tiny_model(dropout=dropout), class_loader(16, seed=1, shuffle=shuffle),
+                class_loader(48, seed=2, shuffle=shuffle), class_loader(16, seed=3))
+    return (TinyTextModel(), text_loader(16, seed=1, shuffle=shuffle), text_loader(48, seed=2, shuffle=shuffle),
+            text_loader(16, seed=3))
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@torch.no_grad()
+def mean_kl(student, teacher, loader, task, temperature=1.0):
+    """Mean KL(teacher ‖ student) over ``loader``, both in eval mode (their modes are restored)."""
+    modes = student.training, teacher.training
+    student.eval()
+    teacher.eval()
+    values = []
+    for batch in loader:
+        inputs, _ = unpack(batch)
+        values.append(distillation_kl(forward(student, inputs),
+                                      forward(teacher, inputs),
+                                      temperature=temperature, task=task))
+    student.train(modes[0])
+    teacher.train(modes[1])
+    return float(torch.cat(values).mean())
+
+
+# Few epochs keep the suite fast (finetune's own default is tested on its own).
+SHORT = {"finetune": {"epochs": 4}, "neggrad_plus": {"epochs": 2}, "scrub": {"epochs": 3, "max_steps": 2},
+         "amnesiac": {"epochs": 2}, "bad_teacher": {"epochs": 2}}
+
+
+# --- The shared calling convention ------------------------------------------------------------------
+
+def test_methods_are_registered_by_name():
+    assert METHODS == {"finetune": finetune, "neggrad_plus": neggrad_plus, "scrub": scrub,
+                       "amnesiac": amnesiac, "bad_teacher": bad_teacher}
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_runs_on_both_tasks_and_restores_the_callers_mode(name, task):
+    model, forget, retain, val = setup(task)
+    train_mode = task == "multilabel"  # the reference: eval mode for vision, train mode for text
+    model.train(not train_mode)
+    before = weights(model)
+    result = METHODS[name](model, forget, retain, val, task=task, train_mode=train_mode, progress=False,
+                           **SHORT[name])
+    assert isinstance(result, UnlearnResult)
+    assert result.config["method"] == name and result.config["task"] == task
+    assert result.config["train_mode"] == train_mode
+    assert result.config["loss"] == ("cross_entropy" if task == "multiclass" else "multilabel_bce")
+    epochs = SHORT[name].get("epochs", result.config["epochs"])
+    assert result.config["epochs"] == epochs and len(result.history) == epochs
+    assert [row["epoch"] for row in result.history] == list(range(epochs))
+    assert all(row["lr"] > 0 and row["elapsed_s"] > 0 for row in result.history)
+    assert result.wall_time_s > 0
+    assert not same_weights(before, weights(model))
+    assert model.training == (not train_mode)
+
+
+def test_callback_rows_join_the_history():
+    model, forget, retain, val = setup("multiclass")
+    result = scrub(model, forget, retain, val, epochs=2, progress=False,
+                   callback=lambda epoch, m: {"probe": 10 * epoch, "mode": m.training})
+    assert [row["probe"] for row in result.history] == [0, 10]
+    assert [row["mode"] for row in result.history] == [True, True]  # SCRUB trains the student in train mode by default
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_same_seed_gives_identical_weights_and_another_seed_does_not(name):
+    runs = []
+    for seed in (0, 0, 1):
+        model, forget, retain, val = setup("multiclass", shuffle=True, dropout=True)
+        METHODS[name](model, forget, retain, val, seed=seed, train_mode=True, progress=False, **SHORT[name])
+        runs.append(weights(model))
+    assert same_weights(runs[0], runs[1])
+    assert not same_weights(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_nan_loss_raises_divergence_and_keeps_the_weights(name):
+    model, forget, retain, val = setup("multiclass")
+    poisoned = [DataLoader(TensorDataset(torch.full((16, 4), math.nan), torch.zeros(16, dtype=torch.long)),
+                           batch_size=8) for _ in range(2)]
+    before = weights(model)
+    with pytest.raises(DivergenceError, match="at epoch 0, step 0") as caught:
+        METHODS[name](model, poisoned[0], poisoned[1], val, progress=False, **SHORT[name])
+    assert caught.value.epoch == 0 and caught.value.history == []
+    assert same_weights(before, weights(model)) and model.training
+
+
+# --- finetune -----------------------------------------------------------------------------------------
+
+def test_finetune_is_nablatau_with_alpha_zero_for_twice_the_epochs():
+    model, forget, retain, val = setup("multiclass")
+    reference = copy.deepcopy(model)
+    result = finetune(model, forget, retain, val, seed=0, progress=False)
+    assert result.config["alpha0"] == 0.0
+    assert result.config["epochs"] == 2 * default_epochs(len(retain), len(forget)) == 18
+    nablatau.unlearn(reference, forget, retain, val, alpha0=0.0, epochs=18, seed=0, progress=False)
+    assert same_weights(weights(model), weights(reference))
+
+
+def test_finetune_text_settings_pass_through():
+    model, forget, retain, val = setup("multilabel")
+    result = finetune(model, forget, retain, val, task="multilabel", epochs_multiplier=1, lr=3e-4,
+                      lr_end_factor=None, train_mode=True, progress=False)
+    assert result.config["epochs"] == 2 * default_epochs(6, 2, 1) == 2
+    assert all(row["lr"] == 3e-4 for row in result.history)
+
+
+# --- neggrad_plus -------------------------------------------------------------------------------------
+
+def test_neggrad_plus_with_beta_one_is_finetuning_on_the_retain_set():
+    model, forget, retain, val = setup("multiclass")
+    reference = copy.deepcopy(model)
+    neggrad_plus(model, forget, retain, val, beta=1.0, epochs=2, progress=False)
+
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    reference.eval()
+    for _ in range(2):
+        for x, y in retain:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(reference(x), y).backward()
+            optimizer.step()
+    for name, value in reference.state_dict().items():
+        assert torch.allclose(model.state_dict()[name], value, atol=1e-6), name
+
+
+def test_neggrad_plus_with_beta_zero_raises_the_forget_loss():
+    model, forget, retain, val = setup("multiclass")
+    before = mean_loss(model, forget)
+    result = neggrad_plus(model, forget, retain, val, beta=0.0, epochs=1, progress=False)
+    assert mean_loss(model, forget) > before
+    assert result.history[0]["loss"] == pytest.approx(-result.history[0]["forget_loss"])
+
+
+# --- scrub --------------------------------------------------------------------------------------------
+
+# With α = γ = 0, no momentum and no weight decay the min pass leaves the weights alone, so what moves
+# them is the max pass alone.
+MAX_PASS_ONLY = dict(epochs=1, alpha=0.0, gamma=0.0, momentum=0.0, weight_decay=0.0, lr=0.5, seed=0,
+                     progress=False)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_scrub_max_pass_pushes_the_student_away_from_the_teacher_on_the_forget_set(task):
+    # Train mode, as in the SCRUB code: dropout makes the student differ from the (eval-mode) teacher,
+    # so the max pass has a gradient from its first step.
+    kls = {}
+    for max_steps in (0, 1):
+        model, _, retain, val = setup(task, dropout=True)
+        forget = class_loader(64, seed=1) if task == "multiclass" else text_loader(64, seed=1)
+        teacher = copy.deepcopy(model)
+        assert mean_kl(model, teacher, forget, task, temperature=4.0) == 0.0
+        result = scrub(model, forget, retain, val, task=task, max_steps=max_steps, train_mode=True,
+                       **MAX_PASS_ONLY)
+        kls[max_steps] = mean_kl(model, teacher, forget, task, temperature=4.0)
+    assert kls[0] == 0.0 and kls[1] > 1e-3
+    assert result.history[0]["forget_kl"] > 0
+
+
+def test_scrub_max_pass_starts_at_a_stationary_point_in_eval_mode():
+    # The student starts as an exact copy of the teacher, where KL has zero gradient: in eval mode only
+    # weight decay and momentum move it off (the docstring's caveat).
+    model, _, retain, val = setup("multiclass")
+    forget = class_loader(64, seed=1)
+    teacher = copy.deepcopy(model)
+    scrub(model, forget, retain, val, max_steps=1, **MAX_PASS_ONLY)
+    assert abs(mean_kl(model, teacher, forget, "multiclass", temperature=4.0)) < 1e-6
+
+
+def test_scrub_max_pass_runs_only_in_the_first_max_steps_epochs_and_lr_decays_at_milestones():
+    model, forget, retain, val = setup("multiclass")
+    result = scrub(model, forget, retain, val, progress=False)
+    assert result.config["epochs"] == 6 and result.config["max_steps"] == 3
+    has_max = [not math.isnan(row["forget_kl"]) for row in result.history]
+    assert has_max == [True, True, True, False, False, False]
+    lrs = [row["lr"] for row in result.history]
+    assert lrs == pytest.approx([5e-4, 5e-4, 5e-4, 5e-5, 5e-5, 5e-6])
+
+
+# --- distillation_kl ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_distillation_kl_is_zero_for_identical_logits_and_positive_otherwise(task, temperature):
+    generator = torch.Generator().manual_seed(0)
+    teacher = torch.randn(6, 5, generator=generator) * 3
+    student = teacher + torch.randn(6, 5, generator=generator)
+    same = distillation_kl(teacher.clone(), teacher, temperature=temperature, task=task)
+    assert same.shape == (6,) and torch.equal(same, torch.zeros(6))
+    assert (distillation_kl(student, teacher, temperature=temperature, task=task) > 0).all()
+
+
+def test_distillation_kl_matches_the_scrub_criterion_and_the_bernoulli_kl():
+    generator = torch.Generator().manual_seed(1)
+    student, teacher = torch.randn(4, 3, generator=generator), torch.randn(4, 3, generator=generator)
+    T = 4.0
+    scrub_criterion = nn.functional.kl_div(torch.log_softmax(student / T, 1), torch.softmax(teacher / T, 1),
+                                           reduction="sum") * T ** 2 / 4
+    per_sample = distillation_kl(student, teacher, temperature=T, task="multiclass")
+    assert float(per_sample.mean()) == pytest.approx(float(scrub_criterion), rel=1e-5)
+
+    p, q = torch.sigmoid(teacher / T), torch.sigmoid(student / T)
+    bernoulli = (p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()).mean(1) * T ** 2
+    assert torch.allclose(distillation_kl(student, teacher, temperature=T, task="multilabel"), bernoulli,
+                          atol=1e-6)
+
+
+def test_distillation_kl_rejects_bad_arguments():
+    logits = torch.zeros(2, 3)
+    with pytest.raises(ShapeError, match="same shape"):
+        distillation_kl(logits, torch.zeros(2, 4))
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        distillation_kl(logits, logits, temperature=0)
+    with pytest.raises(ConfigError, match="task must be one of"):
+        distillation_kl(logits, logits, task="regression")
+
+
+# --- amnesiac -----------------------------------------------------------------------------------------
+
+def test_multiclass_relabels_are_always_wrong_and_cover_every_other_class():
+    targets = torch.arange(1000) % 10
+    wrong = random_wrong_labels(targets, 10, "multiclass", torch.Generator().manual_seed(0))
+    assert wrong.dtype == targets.dtype and wrong.shape == targets.shape
+    assert (wrong != targets).all() and ((wrong >= 0) & (wrong < 10)).all()
+    assert set(wrong[targets == 3].tolist()) == set(range(10)) - {3}
+
+
+def test_multilabel_relabels_are_wrong_and_keep_the_number_of_positives():
+    generator = torch.Generator().manual_seed(0)
+    targets = (torch.rand(500, 4, generator=generator) > 0.5).float()
+    targets[:, 0], targets[:, 1] = 1.0, 0.0  # 1 to 3 positives of 4: a same-count wrong vector exists
+    wrong = random_wrong_labels(targets, 4, "multilabel", generator)
+    assert wrong.dtype == targets.dtype and set(wrong.unique().tolist()) <= {0.0, 1.0}
+    assert (wrong != targets).any(dim=1).all()
+    assert torch.equal(wrong.sum(1), targets.sum(1))
+
+
+def test_multilabel_relabels_of_all_or_nothing_vectors_are_still_wrong():
+    targets = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    wrong = random_wrong_labels(targets, 3, "multilabel", torch.Generator().manual_seed(0))
+    assert wrong.sum(1).tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("task, targets, size", [
+    ("multiclass", torch.arange(40) % 4, 4),
+    ("multilabel", torch.eye(4).repeat(10, 1), 4),
+])
+def test_relabelling_is_deterministic_under_a_seed(task, targets, size):
+    draw = lambda seed: random_wrong_labels(targets, size, task, torch.Generator().manual_seed(seed))  # noqa: E731
+    assert torch.equal(draw(3), draw(3))
+    assert not torch.equal(draw(3), draw(4))
+
+
+def test_relabelling_rejects_targets_that_do_not_fit():
+    with pytest.raises(ShapeError, match=r"class ids must lie in \[0, 3\)"):
+        random_wrong_labels(torch.tensor([0, 3]), 3, "multiclass")
+    with pytest.raises(ShapeError, match="task='multilabel'"):
+        random_wrong_labels(torch.ones(2, 3), 3, "multiclass")
+    with pytest.raises(ShapeError, match=r"multi-hot targets \[batch, 4\]"):
+        random_wrong_labels(torch.ones(2, 3), 4, "multilabel")
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        random_wrong_labels(torch.tensor([0]), 1, "multiclass")
+
+
+def test_amnesiac_reads_the_number_of_classes_and_learns_the_wrong_labels():
+    model, forget, retain, val = setup("multiclass")
+    result = amnesiac(model, forget, retain, val, epochs=3, lr=1e-2, progress=False)
+    assert result.config["num_classes"] == 3
+    forget_losses = [row["forget_loss"] for row in result.history]
+    assert forget_losses[-1] < forget_losses[0]  # fitting the wrong labels
+    assert mean_loss(model, forget) > mean_loss(tiny_model(), forget)
+
+
+# --- bad_teacher --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_bad_teacher_moves_forget_predictions_towards_the_incompetent_teacher(task):
+    model, forget, retain, val = setup(task)
+    incompetent = tiny_model(seed=7) if task == "multiclass" else TinyTextModel(seed=7)
+    before = mean_kl(model, incompetent, forget, task)
+    result = bad_teacher(model, forget, retain, val, task=task, epochs=3, lr=1e-2,
+                         incompetent_teacher=incompetent, progress=False)
+    assert mean_kl(model, incompetent, forget, task) < 0.75 * before
+    assert result.config["incompetent_teacher"] == "given"
+    assert incompetent.training  # the caller's teacher is copied, not switched to eval mode
+
+
+class CountingLoader:
+    """Wraps a loader and counts the batches it yields."""
+
+    def __init__(self, loader):
+        self.loader, self.batches = loader, 0
+        self.dataset, self.batch_size = loader.dataset, loader.batch_size
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.batches += 1
+            yield batch
+
+
+def test_bad_teacher_uses_the_retain_fraction_of_the_retain_batches():
+    model, forget, _, val = setup("multiclass")
+    retain = CountingLoader(class_loader(80, seed=2))  # 10 batches: 30 % is 3 per epoch
+    result = bad_teacher(model, forget, retain, val, epochs=2, progress=False)
+    assert retain.batches == 6 and result.config["retain_batches"] == 3
+    assert result.config["incompetent_teacher"] == "reinitialised copy"
+    assert result.history[0]["forget_kl"] > result.history[0]["retain_kl"]
+
+
+# --- Bad inputs ---------------------------------------------------------------------------------------
+
+EMPTY = DataLoader(TensorDataset(torch.empty(0, 4), torch.empty(0, dtype=torch.long)), batch_size=8)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("kwargs, message", [
+    ({"task": "regression"}, r"task must be one of \('multiclass', 'multilabel'\), got 'regression'"),
+    ({"lr": 0}, "lr must be > 0, got 0"),
+    ({"lr": -1e-3}, "lr must be > 0"),
+    ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+    ({"epochs": -2}, "epochs must be an integer >= 1"),
+])
+def test_shared_bad_settings(name, kwargs, message):
+    model, forget, retain, val = setup("multiclass")
+    with pytest.raises(ConfigError, match=message):
+        METHODS[name](model, forget, retain, val, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_empty_loaders_are_reported_together(name):
+    model, _, retain, _ = setup("multiclass")
+    with pytest.raises(ConfigError, match="the forget and val loader"):
+        METHODS[name](model, EMPTY, retain, EMPTY, progress=False)
+
+
+@pytest.mark.parametrize("method, kwargs, message", [
+    (neggrad_plus, {"beta": 1.5}, r"beta must be in \[0, 1\], got 1.5"),
+    (neggrad_plus, {"beta": -0.1}, r"beta must be in \[0, 1\], got -0.1"),
+    (neggrad_plus, {"optimizer": "adam"}, "optimizer must be one of"),
+    (neggrad_plus, {"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
+    (scrub, {"temperature": 0}, "temperature must be > 0"),
+    (scrub, {"max_steps": -1}, "max_steps must be >= 0"),
+    (scrub, {"alpha": -0.5}, "alpha must be >= 0"),
+    (scrub, {"weight_decay": -1}, "weight_decay must be >= 0"),
+    (scrub, {"lr_milestones": (0, 2)}, "lr_milestones must be positive integer epochs"),
+    (amnesiac, {"num_classes": 1}, "num_classes must be >= 2"),
+    (bad_teacher, {"retain_fraction": 1.5}, r"retain_fraction must be in \[0, 1\]"),
+    (bad_teacher, {"temperature": -1}, "temperature must be > 0"),
+    (finetune, {"epochs_multiplier": 0}, "epochs_multiplier must be > 0"),
+])
+def test_method_specific_bad_settings(method, kwargs, message):
+    model, forget, retain, val = setup("multiclass")
+    before = weights(model)
+    with pytest.raises(ConfigError, match=message):
+        method(model, forget, retain, val, progress=False, **kwargs)
+    assert same_weights(before, weights(model))
+
+
+def test_several_problems_are_reported_in_one_error():
+    model, forget, retain, val = setup("multiclass")
+    with pytest.raises(ConfigError, match=r"(?s)3 problems.*task.*lr.*beta"):
+        neggrad_plus(model, forget, retain, val, task="x", lr=0, beta=2, progress=False)
+
+
+def test_multiclass_default_loss_rejects_multi_hot_targets():
+    model, forget, retain, val = setup("multiclass")
+    multi_hot = DataLoader(TensorDataset(torch.randn(16, 4), torch.ones(16, 3)), batch_size=8)
+    with pytest.raises(ShapeError, match="multilabel_bce"):
+        neggrad_plus(model, multi_hot, multi_hot, val, progress=False)
