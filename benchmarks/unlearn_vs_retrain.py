@@ -44,7 +44,7 @@ def main() -> None:
     cifar = load_cifar("cifar10")
     train_set, heldout = profile_data(cifar, settings, seed=args.seed)
     key = {"role": "original", "dataset": "cifar10", "model": "resnet18"}
-    original, info = trained_model(nablatau.resnet18(10), train_set, settings, key=key, seed=args.seed, device=device)
+    original, info = trained_model(lambda: nablatau.resnet18(10), train_set, settings, key=key, seed=args.seed, device=device)
     original_time = info["wall_time_s"]
 
     rows = []
@@ -60,7 +60,7 @@ def main() -> None:
         after = nablatau.evaluate(unlearned, evaluated)
 
         retrained, retrain_info = trained_model(
-            nablatau.resnet18(10), splits.retain, settings, seed=args.seed, device=device,
+            lambda: nablatau.resnet18(10), splits.retain, settings, seed=args.seed, device=device,
             key={**key, "role": "retrain", "forget_fraction": fraction, "split_seed": 42})
         retrain_time = retrain_info["wall_time_s"]
         gold = nablatau.evaluate(retrained, evaluated)

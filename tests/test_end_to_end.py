@@ -24,7 +24,7 @@ def cifar_run(real_data_dir, tmp_path_factory):
     train_set, heldout = profile_data(cifar, QUICK, seed=0)
     splits = make_splits(train_set, heldout, forget_fraction=FORGET_FRACTION, seed=42)
     cache = CheckpointCache(tmp_path_factory.mktemp("checkpoints"))
-    original, info = trained_model(nablatau.resnet18(10), train_set, QUICK, key=ORIGINAL, cache=cache,
+    original, info = trained_model(lambda: nablatau.resnet18(10), train_set, QUICK, key=ORIGINAL, cache=cache,
                                    progress=False)
     assert not info["cached"]
     return {"train_set": train_set, "cache": cache, "original": original, "splits": splits,
@@ -63,7 +63,7 @@ def test_same_seed_gives_identical_metrics_and_the_cache_is_reused(cifar_run):
     for _ in range(2):
         # Fresh loaders: a seeded loader's generator advances with every pass.
         batches = loaders(cifar_run["splits"], batch_size=64, seed=0)
-        model, info = trained_model(nablatau.resnet18(10), cifar_run["train_set"], QUICK, key=ORIGINAL,
+        model, info = trained_model(lambda: nablatau.resnet18(10), cifar_run["train_set"], QUICK, key=ORIGINAL,
                                     cache=cache)
         assert info["cached"]  # the original is loaded, not trained again
         nablatau.unlearn(model, batches["forget"], batches["retain"], batches["val"], epochs=2, seed=0,

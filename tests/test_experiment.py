@@ -6,7 +6,7 @@ from torch.utils.data import TensorDataset
 
 from nablatau.data import ImageData
 from nablatau.errors import ConfigError
-from nablatau.models import resnet18
+from nablatau.models import default_text_encoder, resnet18
 from nablatau.experiment import PAPER, profile_data, resolve_profile, trained_model
 from nablatau.train import CIFAR_RECIPE, CheckpointCache
 
@@ -20,9 +20,17 @@ def test_overrides_apply_and_unknown_names_or_keys_are_refused():
     assert resolve_profile("quick", n_train=123)["n_train"] == 123
     with pytest.raises(ConfigError, match=r"profile must be one of \['paper', 'quick', 'smoke'\]"):
         resolve_profile("fast")
-    with pytest.raises(ConfigError, match=r"unknown profile settings \['epochs'\]"):
+    with pytest.raises(ConfigError, match=r"unknown image profile settings \['epochs'\]"):
         resolve_profile("quick", epochs=3)
-    assert set(resolve_profile("smoke")) == set(PAPER) | {"profile"}
+    with pytest.raises(ConfigError, match="experiment must be one of"):
+        resolve_profile("quick", experiment="audio")
+    assert set(resolve_profile("smoke")) == set(PAPER) | {"profile", "experiment"}
+
+
+def test_text_profiles_default_to_the_offline_encoder_and_the_paper_to_roberta():
+    assert resolve_profile("paper", "text")["encoder"] == "roberta-base"
+    quick = resolve_profile("quick", "text")
+    assert quick["encoder"] == default_text_encoder() and quick["max_length"] == 40
 
 
 def _tiny_cifar():
@@ -41,10 +49,79 @@ def test_profile_data_subsets_and_the_model_is_cached_per_role(tmp_path):
     assert len(train_set) == 20 and len(heldout) == 10
     cache = CheckpointCache(tmp_path)
     key = {"role": "original", "dataset": data.name, "model": "resnet18"}
-    model, info = trained_model(resnet18(10), train_set, settings, key=key, cache=cache, progress=False)
-    again, again_info = trained_model(resnet18(10), train_set, settings, key=key, cache=cache, progress=False)
+    model, info = trained_model(lambda: resnet18(10), train_set, settings, key=key, cache=cache, progress=False)
+    again, again_info = trained_model(lambda: resnet18(10), train_set, settings, key=key, cache=cache, progress=False)
     assert not info["cached"] and again_info["cached"]
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-    _, retrain_info = trained_model(resnet18(10), train_set, settings, cache=cache, progress=False,
+    _, retrain_info = trained_model(lambda: resnet18(10), train_set, settings, cache=cache, progress=False,
                                     key={**key, "role": "retrain", "forget_fraction": 0.1})
     assert not retrain_info["cached"] and len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def _tiny_loaders(n_forget=16, n_retain=48):
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n_forget + n_retain + 32, 4, generator=generator), torch.randint(0, 3, (n_forget + n_retain + 32,),
+                                                                                         generator=generator)
+    make = lambda a, b: torch.utils.data.DataLoader(TensorDataset(x[a:b], y[a:b]), batch_size=8)
+    return {"forget": make(0, n_forget), "retain": make(n_forget, n_forget + n_retain),
+            "val": make(n_forget + n_retain, n_forget + n_retain + 16), "test": make(n_forget + n_retain + 16, None)}
+
+
+def test_compare_methods_runs_each_on_a_copy_and_reports_metrics():
+    from nablatau.experiment import compare_methods, ranking, results_table
+
+    torch.manual_seed(0)
+    original = torch.nn.Linear(4, 3)
+    before = {k: v.clone() for k, v in original.state_dict().items()}
+    batches = _tiny_loaders()
+    runs = compare_methods(original, batches, ["nablatau", "finetune"], progress=False,
+                           method_settings={"nablatau": {"epochs": 2}, "finetune": {"epochs": 2}})
+    assert all(torch.equal(before[k], v) for k, v in original.state_dict().items())  # untouched
+    assert runs["nablatau"]["config"]["method"] == "nablatau" and runs["finetune"]["config"]["alpha0"] == 0.0
+    assert {"test_acc", "mia_loss", "runtime_s", "history"} <= runs["nablatau"].keys()
+    models = {**runs, "retrain": {**runs["finetune"], "mia_loss": runs["nablatau"]["mia_loss"], "runtime_s": 2.0}}
+    assert ranking(models)[0] == ("nablatau", 0.0)
+    table = results_table(models)
+    assert table.loc["retrain", "runtime_vs_retrain"] == 1.0 and list(table.index) == ["nablatau", "finetune", "retrain"]
+
+
+def test_compare_methods_refuses_unknown_methods_and_stray_settings_before_any_work():
+    from nablatau.experiment import compare_methods, ranking
+
+    with pytest.raises(ConfigError, match=r"unknown method 'ssd'; choose from \['amnesiac'"):
+        compare_methods(torch.nn.Linear(4, 3), _tiny_loaders(), ["nablatau", "ssd"])
+    with pytest.raises(ConfigError, match=r"not run: \['scrub'\]"):
+        compare_methods(torch.nn.Linear(4, 3), _tiny_loaders(), ["nablatau"], method_settings={"scrub": {}})
+    with pytest.raises(ConfigError, match="reference model 'retrain' is missing"):
+        ranking({"nablatau": {"mia_loss": 0.5}})
+
+
+def test_text_splits_take_val_from_dev_and_test_from_test():
+    from nablatau.data import TextData, TextSplit
+    from nablatau.experiment import text_splits
+
+    class Tokenizer:  # whitespace tokens, enough for TextDataset
+        def __call__(self, texts, truncation, max_length, padding):
+            ids = [[len(word) for word in text.split()][:max_length] for text in texts]
+            return {"input_ids": ids, "attention_mask": [[1] * len(i) for i in ids]}
+
+    def split(prefix, n):
+        return TextSplit(texts=[f"{prefix} text {i}" for i in range(n)], targets=torch.eye(28)[torch.arange(n) % 28],
+                         ids=[f"{prefix}{i}" for i in range(n)])
+
+    data = TextData(train=split("train", 40), dev=split("dev", 20), test=split("test", 30), labels=list("x" * 28))
+    settings = resolve_profile("smoke", "text", n_train=30, n_val=10, n_test=None)
+    train_set, splits = text_splits(data, settings, Tokenizer(), forget_fraction=0.2)
+    assert len(train_set) == 30 and (len(splits.retain), len(splits.forget)) == (24, 6)
+    assert len(splits.val) == 10 and len(splits.test) == 30
+    assert splits.retain.dataset is train_set and splits.forget.dataset is train_set
+
+
+def test_same_seed_trains_the_same_model_in_separate_caches(tmp_path):
+    data = _tiny_cifar()
+    settings = resolve_profile("smoke", n_train=20, n_heldout=None)
+    settings["recipe"] = settings["recipe"].replace(epochs=1, batch_size=10)
+    key = {"role": "original", "dataset": data.name, "model": "resnet18"}
+    runs = [trained_model(lambda: resnet18(10), data.train, settings, key=key, progress=False,
+                          cache=CheckpointCache(tmp_path / name))[0] for name in ("a", "b")]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0].state_dict().values(), runs[1].state_dict().values()))
