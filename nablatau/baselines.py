@@ -663,6 +663,7 @@ class _Loop:
         self.was_training = self.model.training
         self.model.train(self.train_mode)
         self.start = time.perf_counter()
+        self.callback_time = 0.0  # measuring is not unlearning: kept out of wall_time_s
         self.bar = tqdm(range(self.config["epochs"]), desc=self.config["method"], unit="epoch",
                         disable=not self.progress)
         return self
@@ -671,7 +672,8 @@ class _Loop:
         if isinstance(error, DivergenceError):
             error.history = self.result.history  # type: ignore[attr-defined]
         self.bar.close()
-        self.result.wall_time_s = time.perf_counter() - self.start
+        self.result.wall_time_s = time.perf_counter() - self.start - self.callback_time
+        self.result.config["callback_s"] = self.callback_time
         self.model.train(self.was_training)
         if self.on_cuda:  # back to the default layout, which code flattening parameters expects
             self.model.to(memory_format=torch.contiguous_format)
@@ -724,10 +726,12 @@ class _Loop:
 
     def end_epoch(self, epoch: int, optimizer: torch.optim.Optimizer, **losses: float) -> None:
         row = dict(epoch=epoch, **losses, lr=optimizer.param_groups[0]["lr"],
-                   elapsed_s=time.perf_counter() - self.start)
+                   elapsed_s=time.perf_counter() - self.start - self.callback_time)
         if self.callback is not None:
+            callback_start = time.perf_counter()
             row.update(self.callback(epoch, self.model) or {})
             self.model.train(self.train_mode)  # a callback that evaluates may have switched modes
+            self.callback_time += time.perf_counter() - callback_start
         self.result.history.append(row)
         self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
 

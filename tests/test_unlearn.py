@@ -298,3 +298,13 @@ def test_alpha_zero_skips_the_target_loss_and_forget_pass():
                               alpha0=0.0, epochs=6, progress=False)
     assert val.passes == 0
     assert all(math.isnan(row["forget_loss"]) and math.isnan(row["target_loss"]) for row in result.history)
+
+
+def test_callback_time_is_kept_out_of_the_wall_time():
+    import time as clock
+
+    result = nablatau.unlearn(tiny_model(), make_loader(16, seed=1), make_loader(80, seed=2),
+                              make_loader(24, seed=3), epochs=2, progress=False,
+                              callback=lambda epoch, model: clock.sleep(0.3))
+    assert result.config["callback_s"] >= 0.6
+    assert result.wall_time_s < result.config["callback_s"]  # two tiny epochs take far less than 0.6 s
