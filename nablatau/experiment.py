@@ -230,11 +230,16 @@ def results_table(models: Mapping[str, Mapping[str, Any]], columns: Sequence[str
     return table
 
 
-def ranking(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss",
-            reference: str = "retrain") -> list[tuple[str, float]]:
-    """Models other than ``reference`` sorted by |metric − reference's metric|, closest first."""
+def ranking(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss", reference: str = "retrain",
+            exclude: Sequence[str] = ("original",)) -> list[tuple[str, float]]:
+    """Unlearning methods sorted by |metric − reference's metric|, closest first.
+
+    The ``reference`` and the ``exclude``d models (by default the original, which unlearned nothing)
+    are not ranked.
+    """
     if reference not in models:
         raise ConfigError(f"the reference model {reference!r} is missing; got {sorted(models)}")
     target = models[reference][metric]
-    gaps = [(name, abs(m[metric] - target)) for name, m in models.items() if name != reference]
+    gaps = [(name, abs(m[metric] - target)) for name, m in models.items()
+            if name != reference and name not in exclude]
     return sorted(gaps, key=lambda item: item[1])

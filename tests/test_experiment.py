@@ -81,6 +81,7 @@ def test_compare_methods_runs_each_on_a_copy_and_reports_metrics():
     assert {"test_acc", "mia_loss", "runtime_s", "history"} <= runs["nablatau"].keys()
     models = {**runs, "retrain": {**runs["finetune"], "mia_loss": runs["nablatau"]["mia_loss"], "runtime_s": 2.0}}
     assert ranking(models)[0] == ("nablatau", 0.0)
+    assert [name for name, _ in ranking({**models, "original": models["retrain"]})] == ["nablatau", "finetune"]
     table = results_table(models)
     assert table.loc["retrain", "runtime_vs_retrain"] == 1.0 and list(table.index) == ["nablatau", "finetune", "retrain"]
 
