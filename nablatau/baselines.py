@@ -56,7 +56,8 @@ from .errors import ConfigError, DivergenceError, ShapeError, raise_if_any
 from .evaluate import TASKS
 from .losses import PerSampleLoss, cross_entropy, multilabel_bce
 from .train import OPTIMIZERS, TrainRecipe, make_optimizer
-from .unlearn import EpochCallback, UnlearnResult, _autocast, _cycle, dataset_size, default_epochs, unlearn
+from .unlearn import (EpochCallback, UnlearnResult, _autocast, _cycle, dataset_size, default_epochs, finite_step,
+                      unlearn)
 
 #: The training loss each task uses when ``loss`` is not given (the reference notebooks' losses).
 TRAIN_LOSS: dict[str, PerSampleLoss] = {"multiclass": cross_entropy, "multilabel": multilabel_bce}
@@ -712,17 +713,7 @@ class _Loop:
 
     def step(self, optimizer: torch.optim.Optimizer, total: torch.Tensor, epoch: int, step: int,
              phase: str = "") -> None:
-        if not torch.isfinite(total):
-            where = f" ({phase})" if phase else ""
-            raise DivergenceError(
-                f"{self.config['method']} loss became {float(total.detach())} at epoch {epoch}, step {step}"
-                f"{where}; the model keeps the weights of the last finite step. Lower lr, or check inputs "
-                "and targets for NaN/inf.",
-                epoch=epoch, step=step,
-            )
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
+        finite_step(optimizer, total, method=self.config["method"], epoch=epoch, step=step, detail=phase)
 
     def end_epoch(self, epoch: int, optimizer: torch.optim.Optimizer, **losses: float) -> None:
         row = dict(epoch=epoch, **losses, lr=optimizer.param_groups[0]["lr"],

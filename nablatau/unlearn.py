@@ -125,6 +125,24 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def finite_step(optimizer: torch.optim.Optimizer, total: torch.Tensor, *, method: str, epoch: int, step: int,
+                detail: str = "") -> None:
+    """Back-propagate ``total`` and step the optimizer, or raise :class:`DivergenceError` if it is NaN/inf.
+
+    The check comes before the step, so a diverged run keeps the weights of its last finite step.
+    """
+    if not torch.isfinite(total):
+        where = f" ({detail})" if detail else ""
+        raise DivergenceError(
+            f"{method} loss became {float(total.detach())} at epoch {epoch}, step {step}{where}; the model keeps "
+            "the weights of the last finite step. Lower lr, or check inputs and targets for NaN/inf.",
+            epoch=epoch, step=step,
+        )
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+
+
 def _fast(inputs: Any, on_cuda: bool) -> Any:
     return channels_last(inputs) if on_cuda else inputs
 
@@ -278,16 +296,8 @@ def unlearn(
                     forget_count += forget_losses.numel()
                 else:
                     total = retain_losses.mean()
-                if not torch.isfinite(total):
-                    raise DivergenceError(
-                        f"∇τ loss became {float(total.detach())} at epoch {epoch}, step {step} (target loss "
-                        f"{target_loss:.4g}); the model keeps the weights of the last finite step. Lower lr, "
-                        "or check inputs and targets for NaN/inf.",
-                        epoch=epoch, step=step,
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
+                finite_step(optimizer, total, method="∇τ", epoch=epoch, step=step,
+                            detail=f"target loss {target_loss:.4g}")
             row = dict(
                 epoch=epoch, alpha=alpha, lr=optimizer.param_groups[0]["lr"], target_loss=target_loss,
                 forget_loss=forget_sum / forget_count if forget_count else math.nan,

