@@ -8,8 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
-NOTEBOOKS := quickstart
 EXECUTED := notebooks/executed
+PAPERMILL = $(BIN)/papermill --kernel python3 --cwd notebooks
 
 # Trained models are cached here (keyed by everything that determines the weights) and reused.
 export NABLATAU_CACHE_DIR ?= $(CURDIR)/checkpoints
@@ -31,9 +31,10 @@ test: $(STAMP)
 
 reproduce: $(STAMP)
 	mkdir -p $(EXECUTED)
-	for notebook in $(NOTEBOOKS); do \
-	  $(BIN)/papermill --kernel python3 --cwd notebooks notebooks/$$notebook.ipynb \
-	    $(EXECUTED)/$$notebook-$(PROFILE).ipynb -p PROFILE $(PROFILE) || exit 1; \
+	$(PAPERMILL) notebooks/quickstart.ipynb $(EXECUTED)/quickstart-$(PROFILE).ipynb -p PROFILE $(PROFILE)
+	for fraction in 0.15 0.30; do \
+	  $(PAPERMILL) notebooks/text_removal.ipynb $(EXECUTED)/text_removal-$(PROFILE)-$$fraction.ipynb \
+	    -p PROFILE $(PROFILE) -p FORGET_FRACTION $$fraction || exit 1; \
 	done
 
 benchmark: $(STAMP)
