@@ -1,7 +1,7 @@
 """End to end on real CIFAR-10: an overfit ResNet-18 leaks membership, ∇τ removes the leak.
 
 Sized for the 2-core CPU (about 1.5 minutes): 2,000 training images, no augmentation and Adam, so
-the original model memorises its training set (train accuracy 1.0, loss-MIA ≈ 0.85 when measured).
+the original model memorises its training set (measured: retain accuracy 0.966, loss-MIA 0.82).
 """
 
 import copy
@@ -38,7 +38,7 @@ def _metrics(model, batches):
 def test_unlearning_moves_the_membership_attack_to_chance(cifar_run):
     batches = cifar_run["loaders"]
     before = _metrics(cifar_run["original"], batches)
-    # The premise: the original model leaks membership of the forget set (measured ≈ 0.85).
+    # The premise: the original model leaks membership of the forget set (measured 0.82).
     assert before["mia_loss"] >= 0.70, before
 
     model = copy.deepcopy(cifar_run["original"])
@@ -47,13 +47,13 @@ def test_unlearning_moves_the_membership_attack_to_chance(cifar_run):
     after = _metrics(model, batches)
     assert result.config["epochs"] == 21 and result.config["alpha0"] == pytest.approx(5 / 3 * 0.1)
 
-    # Margin 0.15: measured, the attack's distance to chance shrinks from ≈ 0.35 to ≈ 0.01; its std
-    # over the 10 splits is ≈ 0.05, so 0.15 leaves room for noise while a no-op would fail clearly.
+    # Margin 0.15: measured, the attack's distance to chance shrinks from 0.32 to 0.07 (MIA 0.82 →
+    # 0.43); its std over the 10 splits is ≈ 0.05, so 0.15 leaves room for noise while a no-op fails.
     assert abs(after["mia_loss"] - 0.5) <= abs(before["mia_loss"] - 0.5) - 0.15, (before, after)
     assert after["forget_mean_loss"] > before["forget_mean_loss"]
-    # Bound 0.20: on this tiny, memorised training set ∇τ costs ≈ 0.12 test accuracy (measured
-    # 0.47 → 0.35); the paper's full-data models lose far less. The bound catches a destroyed model
-    # (chance is 0.10) without pretending the cost is zero.
+    # Bound 0.20: on this tiny, memorised training set ∇τ costs 0.11 test accuracy (measured
+    # 0.408 → 0.300). The bound catches a destroyed model (chance is 0.10) without pretending the
+    # cost is zero.
     assert after["test_acc"] >= before["test_acc"] - 0.20, (before, after)
 
 
