@@ -473,6 +473,15 @@ def _fits_on(device: torch.device, datasets: list[Dataset]) -> bool:
     return needed < free / 2  # leave half of the free memory to the model and activations
 
 
+def can_stay_resident(datasets: Sequence[Dataset], device: torch.device | str | None,
+                      collate_fn: Callable | None = None) -> bool:
+    """Whether :class:`ResidentLoader` can serve ``datasets`` on ``device``: tensor-backed, default
+    collation, and (on CUDA) together under half the free GPU memory."""
+    return (device is not None and collate_fn is None
+            and all(tensors_of(d) is not None for d in datasets)
+            and _fits_on(torch.device(device), list(datasets)))
+
+
 def loaders(
     splits: UnlearningSplits,
     batch_size: int,
@@ -495,9 +504,7 @@ def loaders(
     named = dict(splits.items())
     generator = {name: torch.Generator().manual_seed(shuffled[name]) if name in shuffled else None
                  for name in named}
-    if (device is not None and collate_fn is None
-            and all(tensors_of(d) is not None for d in named.values())
-            and _fits_on(torch.device(device), list(named.values()))):
+    if can_stay_resident(list(named.values()), device, collate_fn):
         return {name: ResidentLoader(dataset, batch_size, shuffle=name in shuffled, generator=generator[name],
                                      device=device) for name, dataset in named.items()}
     return {

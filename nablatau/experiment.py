@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .data import (ImageData, ResidentLoader, TextData, TextDataset, TextSplit, UnlearningSplits,
-                   random_forget_split, subset, tensors_of)
+                   can_stay_resident, random_forget_split, subset)
 from .errors import ConfigError
 from .evaluate import evaluate
 from .losses import PerSampleLoss, cross_entropy, multilabel_bce
@@ -168,7 +168,7 @@ def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, sett
     recipe: TrainRecipe = settings["recipe"]
     spec = {**key, "n_train": len(train_set), "recipe": recipe_spec(recipe), "seed": seed}
     generator = torch.Generator().manual_seed(seed)
-    if device.type == "cuda" and collate_fn is None and tensors_of(train_set) is not None:
+    if device.type == "cuda" and can_stay_resident([train_set], device, collate_fn):
         loader = ResidentLoader(train_set, recipe.batch_size, shuffle=True, generator=generator, device=device)
     else:
         loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,

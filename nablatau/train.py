@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batches import forward, model_device, unpack
+from .batches import channels_last, forward, model_device, unpack
 from .errors import CheckpointError, ConfigError, DivergenceError, raise_if_any
 from .losses import PerSampleLoss, cross_entropy
 
@@ -226,7 +226,7 @@ def train(
     optimizer = make_optimizer(model.parameters(), recipe)
     scheduler = make_scheduler(optimizer, recipe)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda else nullcontext
-    channels_last = False
+    layout_switched = False
 
     history: list[dict[str, Any]] = []
     model.train()
@@ -241,10 +241,10 @@ def train(
             if recipe.augment == "cifar":
                 inputs = augment_cifar(inputs, augment_generator)
             if on_cuda and isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
-                if not channels_last:
+                if not layout_switched:
                     model.to(memory_format=torch.channels_last)
-                    channels_last = True
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
+                    layout_switched = True
+                inputs = channels_last(inputs)
             with autocast():
                 logits = forward(model, inputs)
             per_sample = loss(logits.float(), targets)  # the loss itself in float32
@@ -272,7 +272,7 @@ def train(
             error.history = history  # type: ignore[attr-defined]
             raise error
         epochs.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}")
-    if channels_last:
+    if layout_switched:
         # Back to the default layout: code that flattens parameters with .view(-1) needs it.
         model.to(memory_format=torch.contiguous_format)
     model.eval()
