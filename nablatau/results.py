@@ -50,12 +50,21 @@ def run_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def results_path(output_dir: str | os.PathLike, notebook: str, config: dict[str, Any]) -> Path:
+    """Where :func:`save_results` writes (and a rerun finds) the run with this ``config``."""
+    return Path(output_dir) / notebook / f"{run_id(config)}.json"
+
+
 def save_results(output_dir: str | os.PathLike, notebook: str, *, config: dict[str, Any],
                  models: dict[str, dict[str, Any]]) -> Path:
-    """Write one run's results atomically and return the file's path."""
-    folder = Path(output_dir) / notebook
+    """Write one run's results atomically and return the file's path.
+
+    Saving again with the same ``config`` replaces the file, so a run can save after every model and a
+    rerun picks up what is already there (:func:`results_path`, :func:`load_results`).
+    """
+    path = results_path(output_dir, notebook, config)
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run_id(config)}.json"
     payload = {"config": config, "environment": environment(), "models": models}
     text = json.dumps(payload, indent=2, default=_plain)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")

@@ -28,3 +28,12 @@ def test_same_config_same_file_and_unserialisable_values_keep_the_old_file(tmp_p
         save_results(tmp_path, "nb", config={"a": 1}, models={"m": {"x": object()}})
     assert json.loads(first.read_text())["models"] == {"m": {"x": 2}}
     assert sorted(p.name for p in first.parent.iterdir()) == sorted({first.name, run_id({"a": 2}) + ".json"})
+
+
+def test_results_path_is_where_save_results_writes(tmp_path):
+    from nablatau.results import results_path
+    config = {"profile": "smoke", "forget_fraction": 0.3}
+    expected = results_path(tmp_path, "subset_removal", config)
+    assert not expected.exists()
+    assert save_results(tmp_path, "subset_removal", config=config, models={}) == expected
+    assert expected.exists()
