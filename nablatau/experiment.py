@@ -180,6 +180,44 @@ def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, sett
     return model.to(device), info
 
 
+def image_model_key(dataset: str, role: str = "original", **extra: Any) -> dict[str, Any]:
+    """What determines an image model's weights besides the training set, recipe and seed.
+
+    One definition for every notebook and the sweep, so they share cached checkpoints: e.g. the
+    ``"original"`` model of CIFAR-10, or the ``"retrain"`` model with ``forget_fraction`` and
+    ``split_seed`` (or ``forget_classes``) in ``extra``.
+    """
+    return {"role": role, "dataset": dataset, "model": "resnet18", **extra}
+
+
+def original_image_model(data: ImageData, dataset: str, settings: dict[str, Any], *, seed: int = 0,
+                         cache: CheckpointCache | None = None, device: torch.device | None = None,
+                         progress: bool = True) -> tuple[nn.Module, dict, Dataset, Dataset]:
+    """The profile's original ResNet-18 (trained once, then cached), its training set and held-out set."""
+    from .models import resnet18  # imported here to keep this module's top-level imports light
+
+    train_set, heldout = profile_data(data, settings, seed=seed)
+    model, info = trained_model(lambda: resnet18(data.num_classes), train_set, settings,
+                                key=image_model_key(dataset), seed=seed, cache=cache, device=device,
+                                progress=progress)
+    return model, info, train_set, heldout
+
+
+def retrained_image_model(data: ImageData, dataset: str, settings: dict[str, Any], retain: Dataset, *,
+                          forget: dict[str, Any], seed: int = 0, cache: CheckpointCache | None = None,
+                          device: torch.device | None = None, progress: bool = True) -> tuple[nn.Module, dict]:
+    """The gold standard: a ResNet-18 trained from scratch on ``retain`` with the original's recipe.
+
+    ``forget`` names what was removed (``{"forget_fraction": 0.1, "split_seed": 42}`` or
+    ``{"forget_classes": [3]}``); it is part of the cache key, so each forget set is retrained once.
+    """
+    from .models import resnet18
+
+    return trained_model(lambda: resnet18(data.num_classes), retain, settings,
+                         key=image_model_key(dataset, "retrain", **forget), seed=seed, cache=cache,
+                         device=device, progress=progress)
+
+
 def method_function(name: str) -> Callable[..., UnlearnResult]:
     """``nablatau.unlearn`` for "nablatau", else the baseline of that name (see ``baselines.METHODS``)."""
     from .baselines import METHODS  # imported here: baselines imports this package's core modules
