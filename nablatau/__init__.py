@@ -6,9 +6,9 @@
 
 Modules: :mod:`~nablatau.unlearn` (the algorithm), :mod:`~nablatau.mia` (attacks),
 :mod:`~nablatau.evaluate`, :mod:`~nablatau.data`, :mod:`~nablatau.models`, :mod:`~nablatau.train`,
-:mod:`~nablatau.baselines` (finetune, NegGrad+, SCRUB, Amnesiac, Bad Teacher),
-:mod:`~nablatau.experiment` (profiles, cached models, method comparison), :mod:`~nablatau.results`,
-:mod:`~nablatau.losses`, :mod:`~nablatau.batches`, :mod:`~nablatau.errors`.
+:mod:`~nablatau.baselines` (finetune, NegGrad+, SCRUB, Amnesiac, Bad Teacher, SSD, and retraining from
+scratch, the reference), :mod:`~nablatau.experiment` (profiles, cached models, method comparison),
+:mod:`~nablatau.results`, :mod:`~nablatau.losses`, :mod:`~nablatau.batches`, :mod:`~nablatau.errors`.
 """
 
 from . import baselines, data, losses, models, train

@@ -7,7 +7,8 @@ Every method is called like :func:`nablatau.unlearn`::
 
 updates ``model`` in place, and works for multiclass (integer targets) and multilabel (multi-hot
 targets) tasks alike. ``val`` is accepted by all of them for a uniform signature; only
-:func:`finetune` (through ∇τ) uses it.
+:func:`finetune` (through ∇τ) uses it. :func:`retrain` takes a training ``recipe`` instead of
+unlearning settings.
 
 - :func:`finetune`: fine-tuning on the retain set, run as ∇τ with α = 0 for twice ∇τ's epochs, as in the
   ∇τ reference notebooks (Trippa et al. 2024, arXiv:2403.14339).
@@ -22,6 +23,13 @@ targets) tasks alike. ``val`` is accepted by all of them for a uniform signature
 - :func:`bad_teacher`: distillation from an incompetent teacher on the forget set and from the original
   model on the retain set (Chundawat, Tarun, Mandal, Kankanhalli, "Can Bad Teaching Induce Forgetting?
   Unlearning in Deep Networks Using an Incompetent Teacher", AAAI 2023, arXiv:2205.08096).
+- :func:`ssd`: Selective Synaptic Dampening, shrinking the weights that matter far more to the forget set
+  than to the whole training set, by their diagonal Fisher importances; no training (Foster, Schoepf,
+  Brintrup, "Fast Machine Unlearning Without Retraining Through Selective Synaptic Dampening", AAAI 2024,
+  arXiv:2308.07707).
+- :func:`retrain`: the gold standard, retraining from scratch on the retain set with a training recipe.
+  It is not in :data:`METHODS`: the experiment runner trains the retrained reference through its
+  checkpoint cache instead.
 
 Each default says where it comes from: the ∇τ reference notebooks, the method's own paper or code, or
 our choice where neither fixes it. On CUDA every method runs in bf16 autocast with channels-last
@@ -48,14 +56,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 
 from .batches import channels_last, forward, model_device, unpack
 from .errors import ConfigError, DivergenceError, ShapeError, raise_if_any
 from .evaluate import TASKS
 from .losses import PerSampleLoss, cross_entropy, multilabel_bce
-from .train import OPTIMIZERS, TrainRecipe, make_optimizer
+from .train import CIFAR_RECIPE, OPTIMIZERS, TrainRecipe, make_optimizer, recipe_spec, train
 from .unlearn import (EpochCallback, UnlearnResult, _autocast, _cycle, dataset_size, default_epochs, finite_step,
                       unlearn)
 
@@ -176,6 +184,76 @@ def random_wrong_labels(targets: torch.Tensor, num_classes_or_labels: int, task:
         wrong[rows] = draw
         pending[rows] = (draw == truth[rows]).all(dim=1)
     return wrong.to(device=targets.device, dtype=targets.dtype)
+
+
+def training_set_batches(retain: DataLoader, forget: DataLoader, seed: int | None = None) -> DataLoader:
+    """Shuffled batches of the whole training set (retain ∪ forget), at the retain loader's batch size.
+
+    SSD scores the full training set with a shuffled loader, so forget samples are mixed into batches
+    with retain samples: squaring the gradient of such a batch mean dilutes what is specific to the
+    forget set, which is what lets a forget importance exceed α times the full one. Concatenating
+    whole retain batches and whole forget batches instead would bound the full importance below by
+    ``n_forget / n`` times the forget importance, and α = 10 would select nothing once 10 % is forgotten.
+    """
+    union = ConcatDataset([retain.dataset, forget.dataset])
+    return DataLoader(union, batch_size=retain.batch_size, shuffle=True,
+                      generator=torch.Generator().manual_seed(0 if seed is None else seed),
+                      collate_fn=getattr(retain, "collate_fn", None))
+
+
+def fisher_importance(model: nn.Module, batches: Iterable[Any], loss: PerSampleLoss, *,
+                      progress: bool = False) -> dict[str, torch.Tensor]:
+    """Diagonal empirical Fisher importance of every trainable parameter: the mean squared batch gradient.
+
+    For each batch, the gradient of the batch's mean ``loss`` is squared element-wise and added up; the
+    sum is divided by the number of batches. This is ``calc_importance`` of the Selective Synaptic
+    Dampening code (Foster et al. 2024), which :func:`ssd` compares between the forget set and the
+    whole training set. The model runs in its current mode (put it in eval mode to keep BatchNorm
+    statistics still) and its weights are not changed; its gradients are cleared at the end. On CUDA
+    the forward pass runs under the same bf16 autocast as the methods; the sums are kept in float32.
+
+    Args:
+        model: the model whose parameters are scored; only parameters with ``requires_grad`` count.
+        batches: ``(inputs, targets)`` tuples or dicts with ``"labels"``, e.g. a DataLoader.
+        loss: per-sample loss ``(logits, targets) -> Tensor[batch]``.
+        progress: show a tqdm bar over the batches.
+
+    Returns:
+        ``{parameter name: float32 tensor of the parameter's shape}``; a parameter that gets no gradient
+        has importance 0.
+
+    Raises:
+        ConfigError: ``batches`` yielded no batch.
+        DivergenceError: a NaN or infinite loss (``step`` is the batch's index).
+    """
+    device = model_device(model)
+    parameters = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    importance = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in parameters.items()}
+    count = 0
+    total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+    bar = tqdm(batches, desc="Fisher importance", unit="batch", total=total, leave=False, disable=not progress)
+    with torch.enable_grad():
+        for count, batch in enumerate(bar, start=1):
+            inputs, targets = unpack(batch, device)
+            if device.type == "cuda":
+                inputs = channels_last(inputs)
+            with _autocast(device):
+                logits = forward(model, inputs).float()
+            mean = loss(logits, targets).mean()
+            if not torch.isfinite(mean):
+                raise DivergenceError(
+                    f"the loss became {float(mean.detach())} on batch {count - 1} while computing Fisher "
+                    "importances; check the inputs and targets for NaN/inf.", epoch=0, step=count - 1)
+            model.zero_grad(set_to_none=True)
+            mean.backward()
+            for name, p in parameters.items():
+                if p.grad is not None:
+                    importance[name] += p.grad.float() ** 2
+    model.zero_grad(set_to_none=True)
+    if count == 0:
+        raise ConfigError("fisher_importance got no batch; pass a non-empty loader (the mean over batches "
+                          "needs at least one)")
+    return {name: value / count for name, value in importance.items()}
 
 
 # --- The methods -------------------------------------------------------------------------------------
@@ -631,13 +709,197 @@ def bad_teacher(
     return loop.result
 
 
-#: Every baseline by name, for experiment loops.
+def ssd(
+    model: nn.Module,
+    forget: DataLoader,
+    retain: DataLoader,
+    val: DataLoader,
+    *,
+    task: str = "multiclass",
+    loss: PerSampleLoss | None = None,
+    alpha: float = 10.0,
+    lam: float = 1.0,
+    exponent: float = 1.0,
+    train_mode: bool = False,
+    seed: int | None = None,
+    progress: bool = True,
+    callback: EpochCallback | None = None,
+) -> UnlearnResult:
+    """Selective Synaptic Dampening (Foster et al. 2024): shrink the weights the forget set relies on.
+
+    With :func:`fisher_importance` over the forget loader (``forget_imp``) and over shuffled batches of
+    the whole training set (``full_imp``, :func:`training_set_batches`, as the SSD code's shuffled
+    full-train loader), each trainable parameter element with ``forget_imp > alpha · full_imp`` is
+    multiplied by ``min((lam · full_imp / forget_imp) ** exponent, 1)``; the others keep their value.
+    The cap at 1 is the SSD code's lower bound: a weight never grows. No gradient step is taken: the
+    cost is one pass of forward and backward over the forget set and one over the training set,
+    reported as epoch 0; ``dampened_fraction`` in the history shows how much was selected.
+
+    Args:
+        model: the trained model, updated in place.
+        forget, retain, val: loaders of ``(inputs, targets)`` tuples or dicts with ``"labels"``; ``val``
+            is unused.
+        task: ``"multiclass"`` or ``"multilabel"``; picks the default loss.
+        loss: per-sample loss whose batch mean is differentiated; default ``cross_entropy`` (as the SSD
+            code) or ``multilabel_bce`` (multilabel).
+        alpha: selection weighting α > 0; default 10 (∇τ reference settings, and the SSD paper's CIFAR
+            setting).
+        lam: dampening constant λ > 0; default 1 (same sources).
+        exponent: exponent of the dampening factor, > 0; default 1 (the SSD code).
+        train_mode: mode of the model while importances are computed; default eval, as the SSD code, so
+            BatchNorm statistics do not move.
+        seed: seeds torch before the importances (dropout in train mode).
+        progress: show tqdm bars.
+        callback: ``callback(0, model)`` after dampening; its mapping joins the history row.
+
+    Returns:
+        An :class:`~nablatau.unlearn.UnlearnResult` with ``config["epochs"] == 1`` and one history row:
+        ``dampened_fraction`` and ``dampened_parameters`` (share and number of the trainable parameter
+        elements selected, all of which shrink when ``lam ≤ alpha``), ``mean_factor`` (mean factor over
+        them, NaN when none) and ``elapsed_s``.
+
+    Raises:
+        ConfigError: empty loaders, unknown task, a model without trainable parameters, out-of-range
+            settings.
+        ShapeError: targets that do not fit ``loss``.
+        DivergenceError: a NaN or infinite loss; no weight is changed then.
+    """
+    problems = _common_problems(forget, retain, val, task)
+    for name, value in (("alpha", alpha), ("lam", lam), ("exponent", exponent)):
+        if not value > 0:
+            problems.append(f"{name} must be > 0, got {value}; SSD's defaults are alpha=10 (selection "
+                            "weighting), lam=1 (dampening constant) and exponent=1")
+    if not any(p.requires_grad for p in model.parameters()):
+        problems.append("the model has no trainable parameter; SSD dampens the parameters with "
+                        "requires_grad=True, so unfreeze the ones to dampen")
+    raise_if_any(problems)
+    loss = _resolve_loss(task, loss)
+    config = _config("ssd", forget, retain, val, task=task, loss=loss, alpha=alpha, lam=lam, exponent=exponent,
+                     epochs=1, train_mode=train_mode, seed=seed)
+    with _Loop(model, config, callback=callback, progress=progress) as loop:
+        for epoch in loop.epochs():
+            forget_imp = _importance(model, forget, loss, "forget", progress)
+            full_imp = _importance(model, training_set_batches(retain, forget, seed), loss, "training-set", progress)
+            dampened, elements, factor_sum = 0, 0, 0.0
+            with torch.no_grad():
+                for name, parameter in model.named_parameters():
+                    if name not in forget_imp:
+                        continue  # frozen: not scored, not dampened
+                    selected = forget_imp[name] > alpha * full_imp[name]
+                    factor = (lam * full_imp[name][selected] / forget_imp[name][selected]) ** exponent
+                    factor = factor.clamp(max=1.0)
+                    parameter[selected] = parameter[selected] * factor.to(parameter.dtype)
+                    dampened += int(selected.sum())
+                    elements += selected.numel()
+                    factor_sum += float(factor.sum())
+            loop.end_epoch(epoch, None, dampened_fraction=dampened / elements, dampened_parameters=dampened,
+                           mean_factor=factor_sum / dampened if dampened else math.nan)
+    return loop.result
+
+
+def retrain(
+    model: nn.Module,
+    forget: DataLoader,
+    retain: DataLoader,
+    val: DataLoader,
+    *,
+    recipe: TrainRecipe = CIFAR_RECIPE,
+    task: str = "multiclass",
+    loss: PerSampleLoss | None = None,
+    build_model: Callable[[], nn.Module] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    callback: EpochCallback | None = None,
+) -> UnlearnResult:
+    """Retrain from scratch on the retain set: the gold standard every unlearning method is measured by.
+
+    ``model`` is re-initialised in place after ``torch.manual_seed(seed)``: with the weights of a fresh
+    ``build_model()`` when given (the architecture's own initialiser, e.g. torchvision ResNet's Kaiming
+    init, hence exactly the initialisation the original model was trained from when it was built the
+    same way), else by calling ``reset_parameters()`` on every submodule that has one (PyTorch's default
+    layer initialisation; parameters held directly by modules without it keep their trained values).
+    It is then trained with :func:`nablatau.train.train` and ``recipe`` on a new loader over
+    ``retain.dataset`` with the recipe's batch size (not the retain loader's), shuffled by a generator
+    seeded with ``seed``. The forget loader is never read and ``val`` is unused.
+
+    Not in :data:`METHODS`: the experiment runner trains the retrained reference through its checkpoint
+    cache, so each forget set is retrained once.
+
+    Args:
+        model: the model to retrain in place (its trained weights are discarded); the caller's train or
+            eval mode is restored at the end.
+        forget, retain, val: loaders as for the other methods; only ``retain.dataset`` (and the retain
+            loader's ``collate_fn``) is used.
+        recipe: the training recipe, e.g. :data:`~nablatau.train.CIFAR_RECIPE` (default) or
+            :data:`~nablatau.train.GOEMOTIONS_RECIPE`.
+        task: ``"multiclass"`` or ``"multilabel"``; picks the default loss.
+        loss: per-sample training loss; default ``cross_entropy`` or ``multilabel_bce``.
+        build_model: builds a freshly initialised model of the same architecture; default: reset
+            parameters in place.
+        seed: seeds the initialisation, the shuffling and :func:`~nablatau.train.train`; on the CPU the
+            same seed gives identical weights.
+        progress: show tqdm bars.
+        callback: ``callback(recipe.epochs - 1, model)``, called once after training (``train`` has no
+            per-epoch hook); its mapping joins the last history row.
+
+    Returns:
+        An :class:`~nablatau.unlearn.UnlearnResult` whose config holds the recipe as a plain dict, and
+        whose history is :func:`~nablatau.train.train`'s (``epoch`` counted from 1, ``loss``, ``lr``,
+        ``elapsed_s``); ``wall_time_s`` is the training time.
+
+    Raises:
+        ConfigError: not a TrainRecipe, unknown task, an empty retain set or one without ``.dataset``.
+        ShapeError: targets that do not fit ``loss``.
+        DivergenceError: a NaN or infinite training loss.
+    """
+    problems = _task_problems(task)
+    if not isinstance(recipe, TrainRecipe):
+        problems.append(f"recipe must be a TrainRecipe, got {type(recipe).__name__}; use e.g. "
+                        "nablatau.train.CIFAR_RECIPE or TrainRecipe(...)")
+    dataset = getattr(retain, "dataset", None)
+    if dataset is None:
+        problems.append(f"retrain builds its loader from retain.dataset, but the {type(retain).__name__} "
+                        "passed as retain has none; pass a DataLoader")
+    elif not dataset_size(retain):
+        problems.append("the retain loader is empty; retraining needs at least one retain sample")
+    if build_model is not None and (isinstance(build_model, nn.Module) or not callable(build_model)):
+        problems.append(f"build_model must be a function returning a fresh model, got a "
+                        f"{type(build_model).__name__}; pass e.g. nablatau.models.resnet18 (not a model "
+                        "instance) or leave it None")
+    raise_if_any(problems)
+    loss = _resolve_loss(task, loss)
+    config = _config("retrain", forget, retain, val, task=task, loss=loss, recipe=recipe_spec(recipe),
+                     epochs=recipe.epochs, seed=seed,
+                     init="build_model" if build_model is not None else "reset_parameters")
+    was_training = model.training
+    torch.manual_seed(seed)
+    if build_model is not None:
+        model.load_state_dict(build_model().state_dict())
+    else:
+        _reset_parameters(model)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, generator=generator,
+                        collate_fn=getattr(retain, "collate_fn", None))
+    try:
+        trained = train(model, loader, recipe, loss=loss, seed=seed, progress=progress)
+        result = UnlearnResult(config=config, history=trained.history, wall_time_s=trained.wall_time_s)
+        callback_start = time.perf_counter()
+        if callback is not None:  # kept out of wall_time_s, as in the other methods
+            result.history[-1].update(callback(recipe.epochs - 1, model) or {})
+        config["callback_s"] = time.perf_counter() - callback_start if callback is not None else 0.0
+    finally:
+        model.train(was_training)
+    return result
+
+
+#: Every baseline by name, for experiment loops (:func:`retrain`, the reference, is not one of them).
 METHODS: dict[str, Callable[..., UnlearnResult]] = {
     "finetune": finetune,
     "neggrad_plus": neggrad_plus,
     "scrub": scrub,
     "amnesiac": amnesiac,
     "bad_teacher": bad_teacher,
+    "ssd": ssd,
 }
 
 
@@ -715,9 +977,9 @@ class _Loop:
              phase: str = "") -> None:
         finite_step(optimizer, total, method=self.config["method"], epoch=epoch, step=step, detail=phase)
 
-    def end_epoch(self, epoch: int, optimizer: torch.optim.Optimizer, **losses: float) -> None:
-        row = dict(epoch=epoch, **losses, lr=optimizer.param_groups[0]["lr"],
-                   elapsed_s=time.perf_counter() - self.start - self.callback_time)
+    def end_epoch(self, epoch: int, optimizer: torch.optim.Optimizer | None, **losses: float) -> None:
+        lr = {} if optimizer is None else {"lr": optimizer.param_groups[0]["lr"]}  # None: no step (SSD)
+        row = dict(epoch=epoch, **losses, **lr, elapsed_s=time.perf_counter() - self.start - self.callback_time)
         if self.callback is not None:
             callback_start = time.perf_counter()
             row.update(self.callback(epoch, self.model) or {})
@@ -751,6 +1013,17 @@ def _interleaved(forget_batches: Iterable[Any], n_forget: int, retain_batches: I
     forget_iter, retain_iter = iter(forget_batches), iter(retain_batches)
     for flag in order:
         yield flag, next(forget_iter if flag else retain_iter)
+
+
+def _importance(model: nn.Module, batches: Iterable[Any], loss: PerSampleLoss, part: str,
+                progress: bool) -> dict[str, torch.Tensor]:
+    """:func:`fisher_importance` for :func:`ssd`, its divergence reported as SSD's."""
+    try:
+        return fisher_importance(model, batches, loss, progress=progress)
+    except DivergenceError as error:
+        message = (f"ssd loss became non-finite at epoch 0, step {error.step} of the {part} importance, "
+                   f"so no weight was changed: {error}")
+        raise DivergenceError(message, epoch=0, step=error.step) from error
 
 
 def _repack(inputs: Any, targets: torch.Tensor) -> Any:
@@ -797,14 +1070,14 @@ def _task_problems(task: str) -> list[str]:
             "'multilabel' for multi-hot targets"]
 
 
-def _common_problems(forget: DataLoader, retain: DataLoader, val: DataLoader, task: str, *, lr: float,
-                     epochs: int | None) -> list[str]:
+def _common_problems(forget: DataLoader, retain: DataLoader, val: DataLoader, task: str, *,
+                     lr: float | None = None, epochs: int | None = None) -> list[str]:
     problems = _task_problems(task)
     empty = [name for name, loader in zip(("forget", "retain", "val"), (forget, retain, val)) if not len(loader)]
     if empty:
         problems.append(f"the {' and '.join(empty)} loader(s) are empty; every method takes loaders over at "
                         "least one sample")
-    if not lr > 0:
+    if lr is not None and not lr > 0:
         problems.append(f"lr must be > 0, got {lr}")
     if epochs is not None and not (isinstance(epochs, numbers.Integral) and epochs >= 1):
         problems.append(f"epochs must be an integer >= 1, got {epochs!r}")

@@ -9,10 +9,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import nablatau
-from nablatau.baselines import (METHODS, amnesiac, bad_teacher, distillation_kl, finetune, neggrad_plus,
-                                random_wrong_labels, scrub)
+from nablatau.baselines import (METHODS, amnesiac, bad_teacher, distillation_kl, finetune, fisher_importance,
+                                neggrad_plus, random_wrong_labels, retrain, scrub, ssd, training_set_batches)
 from nablatau.errors import ConfigError, DivergenceError, ShapeError
 from nablatau.batches import forward, unpack
+from nablatau.losses import cross_entropy, multilabel_bce
+from nablatau.train import TrainRecipe, recipe_spec, train
 from nablatau.unlearn import UnlearnResult, default_epochs, mean_loss
 
 LABELS = 5
@@ -101,15 +103,19 @@ def mean_kl(student, teacher, loader, task, temperature=1.0):
 
 
 # Few epochs keep the suite fast (finetune's own default is tested on its own).
+# The shared tests run SSD at alpha = 1, which selects more elements on these tiny sets than the default 10.
 SHORT = {"finetune": {"epochs": 4}, "neggrad_plus": {"epochs": 2}, "scrub": {"epochs": 3, "max_steps": 2},
-         "amnesiac": {"epochs": 2}, "bad_teacher": {"epochs": 2}}
+         "amnesiac": {"epochs": 2}, "bad_teacher": {"epochs": 2}, "ssd": {"alpha": 1.0}}
+# The methods that take optimizer steps (SSD takes none: no lr, no epochs setting).
+STEPPING = sorted(set(METHODS) - {"ssd"})
 
 
 # --- The shared calling convention ------------------------------------------------------------------
 
 def test_methods_are_registered_by_name():
     assert METHODS == {"finetune": finetune, "neggrad_plus": neggrad_plus, "scrub": scrub,
-                       "amnesiac": amnesiac, "bad_teacher": bad_teacher}
+                       "amnesiac": amnesiac, "bad_teacher": bad_teacher, "ssd": ssd}
+    assert retrain not in METHODS.values()  # the experiment runner retrains through its checkpoint cache
 
 
 @pytest.mark.parametrize("task", ["multiclass", "multilabel"])
@@ -128,7 +134,8 @@ def test_every_method_runs_on_both_tasks_and_restores_the_callers_mode(name, tas
     epochs = SHORT[name].get("epochs", result.config["epochs"])
     assert result.config["epochs"] == epochs and len(result.history) == epochs
     assert [row["epoch"] for row in result.history] == list(range(epochs))
-    assert all(row["lr"] > 0 and row["elapsed_s"] > 0 for row in result.history)
+    assert all(row["elapsed_s"] > 0 for row in result.history)
+    assert all(row["lr"] > 0 for row in result.history) if name in STEPPING else "lr" not in result.history[0]
     assert result.wall_time_s > 0
     assert not same_weights(before, weights(model))
     assert model.training == (not train_mode)
@@ -389,14 +396,214 @@ def test_bad_teacher_uses_the_retain_fraction_of_the_retain_batches():
     assert result.history[0]["forget_kl"] > result.history[0]["retain_kl"]
 
 
+# --- ssd ----------------------------------------------------------------------------------------------
+
+def test_fisher_importance_is_the_mean_over_batches_of_squared_batch_gradients():
+    # Cross-entropy of a linear layer has the closed-form gradient (softmax - one-hot)ᵀ x / batch size.
+    torch.manual_seed(0)
+    model = nn.Linear(3, 4)
+    batches = [(torch.randn(5, 3), torch.randint(0, 4, (5,))), (torch.randn(2, 3), torch.randint(0, 4, (2,)))]
+    weight_sq, bias_sq = torch.zeros(4, 3), torch.zeros(4)
+    with torch.no_grad():
+        for x, y in batches:
+            error = torch.softmax(model(x), dim=1) - nn.functional.one_hot(y, 4).float()
+            weight_sq += (error.T @ x / len(x)) ** 2
+            bias_sq += error.mean(dim=0) ** 2
+    before = weights(model)
+    importance = fisher_importance(model, batches, cross_entropy)
+    assert sorted(importance) == ["bias", "weight"]
+    assert torch.allclose(importance["weight"], weight_sq / 2, rtol=1e-5, atol=1e-8)  # float32 rounding
+    assert torch.allclose(importance["bias"], bias_sq / 2, rtol=1e-5, atol=1e-8)
+    assert same_weights(before, weights(model)) and model.weight.grad is None
+
+
+def test_fisher_importance_skips_frozen_parameters_and_rejects_no_batches():
+    model = tiny_model()
+    model[0].requires_grad_(False)
+    assert sorted(fisher_importance(model, class_loader(8, seed=1), cross_entropy)) == ["2.bias", "2.weight"]
+    with pytest.raises(ConfigError, match="fisher_importance got no batch; pass a non-empty loader"):
+        fisher_importance(model, [], cross_entropy)
+
+
+# α = 1 selects about a third of the elements; λ = 1.5 > α caps some selected factors at 1; exponent 2.
+SSD_SETTINGS = dict(alpha=1.0, lam=1.5, exponent=2.0)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_ssd_dampens_exactly_the_selected_elements(task):
+    model, forget, retain, val = setup(task)
+    model.train()
+    loss = cross_entropy if task == "multiclass" else multilabel_bce
+    reference = copy.deepcopy(model).eval()  # SSD scores in eval mode by default
+    forget_imp = fisher_importance(reference, forget, loss)
+    full_imp = fisher_importance(reference, training_set_batches(retain, forget), loss)
+    before = weights(model)
+    result = ssd(model, forget, retain, val, task=task, progress=False, **SSD_SETTINGS)
+
+    after = weights(model)
+    selected_count, elements, factors = 0, 0, []
+    for name in forget_imp:
+        selected = forget_imp[name] > SSD_SETTINGS["alpha"] * full_imp[name]
+        ratio = SSD_SETTINGS["lam"] * full_imp[name][selected] / forget_imp[name][selected]
+        factor = (ratio ** SSD_SETTINGS["exponent"]).clamp(max=1.0)
+        assert torch.equal(after[name][~selected], before[name][~selected]), name  # never touched
+        assert torch.allclose(after[name][selected], before[name][selected] * factor, rtol=1e-6, atol=0), name
+        assert (after[name].abs() <= before[name].abs()).all(), name
+        selected_count, elements = selected_count + int(selected.sum()), elements + selected.numel()
+        factors.append(factor)
+    factors = torch.cat(factors)
+    assert 0 < selected_count < elements  # not vacuous: some elements kept, some dampened...
+    assert (factors == 1.0).any() and (factors < 1.0).any()  # ...some of them capped at 1
+
+    assert model.training  # the caller's mode is back
+    assert result.config == dict(method="ssd", task=task, loss=loss.__name__, epochs=1, train_mode=False,
+                                 seed=None, n_forget=16, n_retain=48, n_val=16, callback_s=0.0,
+                                 **SSD_SETTINGS)
+    [row] = result.history
+    assert row["epoch"] == 0 and row["dampened_parameters"] == selected_count
+    assert row["dampened_fraction"] == pytest.approx(selected_count / elements)
+    assert row["mean_factor"] == pytest.approx(float(factors.mean()), rel=1e-5)
+    assert row["elapsed_s"] > 0 and result.wall_time_s > 0
+
+
+def test_ssd_is_deterministic_and_reports_callback_rows():
+    runs = []
+    for _ in range(2):
+        model, forget, retain, val = setup("multiclass")
+        result = ssd(model, forget, retain, val, progress=False, callback=lambda epoch, m: {"probe": epoch},
+                     **SSD_SETTINGS)
+        runs.append(weights(model))
+    assert same_weights(runs[0], runs[1])
+    assert result.history[0]["probe"] == 0
+
+
+def batchnorm_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def test_ssd_with_a_huge_alpha_changes_nothing_not_even_batchnorm_statistics():
+    _, forget, retain, val = setup("multiclass")
+    model = batchnorm_model()
+    before = weights(model)  # running statistics included
+    result = ssd(model, forget, retain, val, alpha=1e9, progress=False)
+    assert same_weights(before, weights(model))
+    assert result.history[0]["dampened_parameters"] == 0 and result.history[0]["dampened_fraction"] == 0.0
+    assert math.isnan(result.history[0]["mean_factor"])
+    # In train mode the importance passes do move them: the default eval mode is what keeps them.
+    ssd(model, forget, retain, val, alpha=1e9, train_mode=True, progress=False)
+    assert not torch.equal(before["1.running_mean"], model.state_dict()["1.running_mean"])
+
+
+def test_ssd_selects_more_elements_at_a_lower_alpha():
+    counts = []
+    for alpha in (10.0, 1.0):
+        model, forget, retain, val = setup("multiclass")
+        counts.append(ssd(model, forget, retain, val, alpha=alpha, progress=False).history[0]["dampened_parameters"])
+    assert counts[0] < counts[1]
+
+
+def test_ssd_rejects_a_model_without_trainable_parameters():
+    model, forget, retain, val = setup("multiclass")
+    model.requires_grad_(False)
+    with pytest.raises(ConfigError, match="no trainable parameter.*unfreeze"):
+        ssd(model, forget, retain, val, progress=False)
+
+
+# --- retrain ------------------------------------------------------------------------------------------
+
+RECIPE = TrainRecipe(optimizer="sgd", lr=0.05, momentum=0.9, epochs=2, batch_size=16)
+
+
+def architecture():
+    """An untrained tiny_model, initialised from torch's global generator (retrain seeds it)."""
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+class NeverRead:
+    """A forget loader that fails the test if anything iterates it."""
+
+    dataset, batch_size = list(range(16)), 8
+
+    def __len__(self):
+        return 2
+
+    def __iter__(self):
+        raise AssertionError("retrain read the forget loader")
+
+
+def test_retrain_is_training_a_fresh_model_on_the_retain_set_only():
+    model, _, retain, val = setup("multiclass")  # retain loader batches of 8; the recipe says 16
+    trained = weights(model)
+    model.train()
+    result = retrain(model, NeverRead(), retain, val, recipe=RECIPE, build_model=architecture, seed=3,
+                     progress=False)
+
+    torch.manual_seed(3)
+    reference = architecture()
+    loader = DataLoader(retain.dataset, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(3))
+    train(reference, loader, RECIPE, seed=3, progress=False)
+    assert same_weights(weights(model), weights(reference))  # CPU: the same seed gives the same weights
+    assert not same_weights(weights(model), trained)
+
+    assert model.training  # the caller's mode is back
+    assert len(result.history) == RECIPE.epochs and [row["epoch"] for row in result.history] == [1, 2]
+    assert result.wall_time_s > 0
+    assert result.config["method"] == "retrain" and result.config["recipe"] == recipe_spec(RECIPE)
+    assert result.config["init"] == "build_model" and result.config["seed"] == 3
+    assert result.config["loss"] == "cross_entropy" and result.config["n_retain"] == 48
+
+
+def test_retrain_by_reset_parameters_is_seeded_and_merges_the_callback_into_the_last_row():
+    runs = []
+    for seed in (0, 0, 1):
+        model, forget, retain, val = setup("multiclass")
+        result = retrain(model, forget, retain, val, recipe=RECIPE, seed=seed, progress=False,
+                         callback=lambda epoch, m: {"probe": epoch, "mode": m.training})
+        runs.append(weights(model))
+    assert same_weights(runs[0], runs[1]) and not same_weights(runs[0], runs[2])
+    assert result.config["init"] == "reset_parameters"
+    assert "probe" not in result.history[0]
+    assert result.history[-1]["probe"] == RECIPE.epochs - 1 and result.history[-1]["mode"] is False
+
+
+def test_retrain_trains_multilabel_dict_batches():
+    model, forget, retain, val = setup("multilabel")
+    before = mean_loss(model, retain, multilabel_bce)
+    recipe = TrainRecipe(optimizer="adamw", lr=1e-2, epochs=3, batch_size=8)
+    result = retrain(model, forget, retain, val, recipe=recipe, task="multilabel", progress=False)
+    assert result.config["loss"] == "multilabel_bce"
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert mean_loss(model, retain, multilabel_bce) < before
+
+
+def test_retrain_rejects_bad_arguments():
+    model, forget, retain, val = setup("multiclass")
+    before = weights(model)
+    with pytest.raises(ConfigError, match="recipe must be a TrainRecipe, got dict; use e.g. "
+                                          "nablatau.train.CIFAR_RECIPE"):
+        retrain(model, forget, retain, val, recipe={"lr": 0.1}, progress=False)
+    with pytest.raises(ConfigError, match="retain loader is empty; retraining needs at least one"):
+        retrain(model, forget, EMPTY, val, recipe=RECIPE, progress=False)
+    with pytest.raises(ConfigError, match=r"(?s)2 problems.*task must be one of.*build_model must be a func"):
+        retrain(model, forget, retain, val, recipe=RECIPE, task="x", build_model=architecture(), progress=False)
+    assert same_weights(before, weights(model))  # validation comes before the re-initialisation
+
+
 # --- Bad inputs ---------------------------------------------------------------------------------------
 
 EMPTY = DataLoader(TensorDataset(torch.empty(0, 4), torch.empty(0, dtype=torch.long)), batch_size=8)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
+def test_unknown_task(name):
+    model, forget, retain, val = setup("multiclass")
+    with pytest.raises(ConfigError, match=r"task must be one of \('multiclass', 'multilabel'\), got 'regr"):
+        METHODS[name](model, forget, retain, val, task="regression", progress=False)
+
+
+@pytest.mark.parametrize("name", STEPPING)
 @pytest.mark.parametrize("kwargs, message", [
-    ({"task": "regression"}, r"task must be one of \('multiclass', 'multilabel'\), got 'regression'"),
     ({"lr": 0}, "lr must be > 0, got 0"),
     ({"lr": -1e-3}, "lr must be > 0"),
     ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
@@ -429,6 +636,10 @@ def test_empty_loaders_are_reported_together(name):
     (bad_teacher, {"retain_fraction": 1.5}, r"retain_fraction must be in \[0, 1\]"),
     (bad_teacher, {"temperature": -1}, "temperature must be > 0"),
     (finetune, {"epochs_multiplier": 0}, "epochs_multiplier must be > 0"),
+    (ssd, {"alpha": 0}, "alpha must be > 0, got 0; SSD's defaults are alpha=10"),
+    (ssd, {"lam": -1.0}, "lam must be > 0, got -1.0; SSD's defaults are .* lam=1"),
+    (ssd, {"exponent": 0}, "exponent must be > 0, got 0; SSD's defaults are .* exponent=1"),
+    (ssd, {"alpha": math.nan}, "alpha must be > 0, got nan"),
 ])
 def test_method_specific_bad_settings(method, kwargs, message):
     model, forget, retain, val = setup("multiclass")
@@ -449,3 +660,15 @@ def test_multiclass_default_loss_rejects_multi_hot_targets():
     multi_hot = DataLoader(TensorDataset(torch.randn(16, 4), torch.ones(16, 3)), batch_size=8)
     with pytest.raises(ShapeError, match="multilabel_bce"):
         neggrad_plus(model, multi_hot, multi_hot, val, progress=False)
+
+
+def test_training_set_batches_mix_every_retain_and_forget_sample_once():
+    retain, forget = class_loader(48, seed=1), class_loader(16, seed=2)
+    batches = list(training_set_batches(retain, forget, seed=0))
+    inputs = torch.cat([x for x, _ in batches])
+    expected = torch.cat([retain.dataset.tensors[0], forget.dataset.tensors[0]])
+    assert len(batches) == 8 and len(inputs) == 64
+    assert torch.equal(inputs[inputs[:, 0].argsort()], expected[expected[:, 0].argsort()])  # each sample once
+    is_forget = [bool((x[:, None] == forget.dataset.tensors[0][None]).all(-1).any(-1).any()) for x, _ in batches]
+    is_retain = [bool((x[:, None] == retain.dataset.tensors[0][None]).all(-1).any(-1).any()) for x, _ in batches]
+    assert sum(f and r for f, r in zip(is_forget, is_retain)) >= 4  # forget samples share batches with retain ones
