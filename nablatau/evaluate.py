@@ -49,6 +49,7 @@ def evaluate(
     attack: tuple[str, str] = ("forget", "test"),
     seed: int = 0,
     progress: bool = False,
+    sample_losses: bool = False,
 ) -> dict[str, Any]:
     """Accuracy on every split plus the loss and entropy membership-inference attacks.
 
@@ -61,6 +62,8 @@ def evaluate(
         attack: (members, non-members) split names for the attacks; class removal uses e.g.
             ``("forget", "test_forget_class")``.
         seed: seed of the attack's subsampling and cross-validation splits.
+        sample_losses: also return ``"sample_losses"``: the attack's per-sample loss of every member
+            and non-member, as lists keyed by split name (for loss histograms).
 
     Returns:
         ``{"retain_acc": …, "forget_acc": …, "test_acc": …, "mia_loss": …, "mia_entropy": …,
@@ -89,4 +92,6 @@ def evaluate(
         metrics[f"mia_{kind}_std"] = result.accuracy_std
     metrics[f"{members}_mean_loss"] = float(np.mean(scores[members]["loss"]))
     metrics[f"{nonmembers}_mean_loss"] = float(np.mean(scores[nonmembers]["loss"]))
+    if sample_losses:
+        metrics["sample_losses"] = {name: scores[name]["loss"].tolist() for name in attack}
     return metrics

@@ -1,0 +1,309 @@
+"""Tables and plots of the paper, from saved results files only: the notebooks and ``make figures`` share them.
+
+``python -m nablatau.figures --results results --figures figures [--profile quick]`` reads every
+``results/<notebook>/<run-id>.json`` and writes, under ``figures/``:
+
+- per notebook and data set, one table over the runs (markdown and LaTeX; mean ± std over seeds
+  when a setting ran with several seeds);
+- per run, the plots the notebook shows (MIA and test accuracy over epochs, loss histograms);
+- across forget fractions, the loss-MIA and test accuracy of every method;
+- the α₀ × fraction sweep's heatmaps (:func:`nablatau.sweep.write_sweep_figures`) when its results exist;
+- ``figures/README.md``, an index naming the notebook, parameters and results file behind each figure.
+
+No model is trained or evaluated here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; notebooks display the returned figures themselves
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .results import load_results  # noqa: E402
+
+#: Display names of the models, in table order.
+MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ", "finetune": "Finetune",
+               "scrub": "SCRUB", "ssd": "SSD", "amnesiac": "Amnesiac", "neggrad_plus": "NegGrad+",
+               "bad_teacher": "Bad Teacher"}
+
+#: Metrics of the image tables and their column titles.
+IMAGE_COLUMNS = {"test_acc": "test acc", "forget_acc": "forget acc", "retain_acc": "retain acc",
+                 "mia_loss": "loss-MIA", "mia_entropy": "entropy-MIA", "runtime_s": "runtime (s)",
+                 "runtime_vs_retrain": "runtime / retrain"}
+CLASS_COLUMNS = {"test_forget_class_acc": "test acc, forgotten classes",
+                 "test_other_classes_acc": "test acc, other classes", **IMAGE_COLUMNS}
+TEXT_COLUMNS = {"test_acc": "test acc", "test_f1_micro": "test micro-F1", "test_f1_macro": "test macro-F1",
+                "forget_acc": "forget acc", "mia_loss": "loss-MIA", "mia_entropy": "entropy-MIA",
+                "runtime_s": "runtime (s)", "runtime_vs_retrain": "runtime / retrain"}
+
+
+def display_name(model: str) -> str:
+    return MODEL_NAMES.get(model, model)
+
+
+# --- Plots the notebooks show -----------------------------------------------------------------------
+
+
+def plot_epoch_curves(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss",
+                      methods: Sequence[str] = ("nablatau", "finetune"), reference: str = "retrain",
+                      ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+    """``metric`` after every epoch of each of ``methods``, with the ``reference`` model's value as a line."""
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for name in methods:
+        history = pd.DataFrame(models.get(name, {}).get("history", []))
+        if metric in history:
+            sns.lineplot(data=history, x="epoch", y=metric, marker="o", markersize=3, label=display_name(name), ax=ax)
+    if reference in models and metric in models[reference]:
+        ax.axhline(models[reference][metric], color="gray", linestyle="--", label=display_name(reference))
+    if metric.startswith("mia"):
+        ax.axhline(0.5, color="black", linewidth=0.5)
+    ax.set(ylabel=metric.replace("_", " "), title=title)
+    ax.legend()
+    return ax
+
+
+def plot_loss_histograms(models: Mapping[str, Mapping[str, Any]],
+                         names: Sequence[str] = ("original", "nablatau", "retrain"),
+                         title: str = "") -> plt.Figure:
+    """Per model, the loss of forget samples against held-out samples (log scale): what the attack sees."""
+    shown = [name for name in names if "sample_losses" in models.get(name, {})]
+    figure, axes = plt.subplots(1, max(len(shown), 1), figsize=(4 * max(len(shown), 1), 3.5), sharex=True,
+                                squeeze=False)
+    for ax, name in zip(axes[0], shown):
+        frame = pd.concat([pd.DataFrame({"loss": np.maximum(values, 1e-6), "samples": split})
+                           for split, values in models[name]["sample_losses"].items()])
+        sns.histplot(data=frame, x="loss", hue="samples", log_scale=True, stat="density", common_norm=False,
+                     element="step", ax=ax)
+        ax.set(title=f"{display_name(name)} (loss-MIA {models[name]['mia_loss']:.2f})")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_across_fractions(frame: pd.DataFrame, metric: str, title: str = "") -> plt.Axes:
+    """``metric`` of every model against the forget fraction (mean over seeds, bars = std)."""
+    ax = plt.subplots(figsize=(6, 4))[1]
+    data = frame[frame["model"] != "original"].assign(model=lambda f: f["model"].map(display_name))
+    sns.lineplot(data=data, x="forget_fraction", y=metric, hue="model", style="model", markers=True,
+                 errorbar="sd", ax=ax)
+    ax.set(xlabel="forget fraction", ylabel=metric.replace("_", " "), title=title)
+    return ax
+
+
+# --- Tables over runs -------------------------------------------------------------------------------
+
+
+def long_frame(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per (run, model) with the run's parameters and the model's scalar metrics."""
+    rows = []
+    for run in runs:
+        config, models = run["config"], run["models"]
+        retrain_time = models.get("retrain", {}).get("runtime_s")
+        for name, metrics in models.items():
+            if "error" in metrics:
+                continue
+            row = {key: config.get(key) for key in ("notebook", "dataset", "profile", "forget_fraction", "seed")}
+            row["forget_classes"] = _classes(config.get("forget_classes"))
+            row["model"] = name
+            row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            if retrain_time:
+                row["runtime_vs_retrain"] = metrics.get("runtime_s", math.nan) / retrain_time
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_std_table(frame: pd.DataFrame, columns: Mapping[str, str], by: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows (``by`` × model), cells "mean ± std" over seeds (just the mean for a single seed)."""
+    keys = [*by, "model"]
+    present = [c for c in columns if c in frame]
+    grouped = frame.groupby(keys, sort=False, dropna=False)[present]
+    means, stds, counts = grouped.mean(), grouped.std(), grouped.size()
+    digits = {c: 1 if c == "runtime_s" else 3 for c in present}
+    table = pd.DataFrame(index=means.index)
+    for column in present:
+        table[columns[column]] = [
+            f"{m:.{digits[column]}f}" + (f" ± {s:.{digits[column]}f}" if n > 1 and not math.isnan(s) else "")
+            if not math.isnan(m) else "–"
+            for m, s, n in zip(means[column], stds[column], counts)]
+    table["seeds"] = counts.values
+    table = table.reset_index()
+    table["model"] = table["model"].map(display_name)
+    return table
+
+
+def write_table(table: pd.DataFrame, path: Path, caption: str) -> list[Path]:
+    """``path``.md (markdown) and ``path``.tex (LaTeX), with the caption."""
+    markdown = path.with_suffix(".md")
+    markdown.write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n")
+    latex = path.with_suffix(".tex")
+    latex.write_text(table.to_latex(index=False, caption=caption.replace("%", r"\%"), escape=True))
+    return [markdown, latex]
+
+
+def save_figure(figure: plt.Figure, path: Path) -> list[Path]:
+    """``path``.png and ``path``.pdf; the figure is closed."""
+    paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
+    for target in paths:
+        figure.savefig(target, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return paths
+
+
+# --- make figures -----------------------------------------------------------------------------------
+
+
+def _classes(classes: Any) -> str | None:
+    return None if classes is None else ",".join(str(c) for c in classes)
+
+
+def _runs(results_dir: Path, notebook: str, profile: str | None) -> list[dict[str, Any]]:
+    runs = []
+    for path in sorted((results_dir / notebook).glob("*.json")):
+        run = load_results(path)
+        run["path"] = path
+        if profile is None or run["config"].get("profile", run["config"].get("settings", {}).get("profile")) == profile:
+            runs.append(run)
+    return runs
+
+
+class _Index:
+    """Collects the figures/README.md entries: what each file is and which run produced it."""
+
+    def __init__(self, figures_dir: Path) -> None:
+        self.figures_dir, self.entries, self.paths = figures_dir, [], []
+
+    def add(self, paths: Sequence[Path], what: str, runs: Sequence[Mapping[str, Any]], notebook: str) -> None:
+        self.paths += paths
+        files = ", ".join(f"[{p.name}]({p.relative_to(self.figures_dir)})" for p in paths)
+        sources = "; ".join(f"`{_parameters(run['config'])}` → `{Path(run['path']).name}`" for run in runs)
+        self.entries.append(f"| {files} | {what} | `notebooks/{notebook}.ipynb` | {sources} |")
+
+    def write(self, profile: str | None) -> Path:
+        header = ["# Figures and tables", "",
+                  "Regenerated by `make figures` from the results files under `results/` (no training). "
+                  f"Profile: {profile or 'all'}. Each row names the notebook and the parameters of the runs "
+                  "behind it, and their results files (`results/<notebook>/<run-id>.json`).", "",
+                  "| files | what | notebook | runs (parameters → results file) |", "|---|---|---|---|"]
+        path = self.figures_dir / "README.md"
+        path.write_text("\n".join(header + self.entries) + "\n")
+        return path
+
+
+def _parameters(config: Mapping[str, Any]) -> str:
+    keys = ("dataset", "profile", "forget_fraction", "forget_classes", "seed")
+    return ", ".join(f"{k}={config[k]}" for k in keys if config.get(k) is not None)
+
+
+def _slug(*parts: Any) -> str:
+    return "-".join(str(p).replace(",", "_").replace(".", "p") for p in parts if p is not None)
+
+
+def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping[str, str], out: Path,
+                     index: _Index) -> None:
+    frame = long_frame(runs)
+    if frame.empty:
+        return
+    setting = "forget_classes" if notebook == "class_removal" else "forget_fraction"
+    for (dataset, profile), group in frame.groupby(["dataset", "profile"]):
+        in_group = [r for r in runs if (r["config"]["dataset"], r["config"]["profile"]) == (dataset, profile)]
+        table = mean_std_table(group.sort_values(setting, kind="stable"), columns, by=[setting])
+        what = "forget classes" if setting == "forget_classes" else "forget fraction"
+        caption = (f"{notebook.replace('_', ' ')}: {dataset}, profile {profile}; one row per {what} and model "
+                   "(mean ± std over seeds where several ran)")
+        index.add(write_table(table, out / _slug(notebook, dataset, profile, "table"), caption),
+                  "results table (markdown, LaTeX)", in_group, notebook)
+        if setting == "forget_fraction" and group["forget_fraction"].nunique() > 1:
+            for metric in ("mia_loss", "test_acc"):
+                ax = plot_across_fractions(group, metric, title=f"{dataset}, profile {profile}")
+                index.add(save_figure(ax.figure, out / _slug(notebook, dataset, profile, metric, "vs-fraction")),
+                          f"{metric} of every method against the forget fraction", in_group, notebook)
+    for run in runs:
+        config, models = run["config"], run["models"]
+        name = _slug(notebook, config["dataset"], config["profile"], config.get("forget_fraction"),
+                     _classes(config.get("forget_classes")), f"seed{config['seed']}")
+        title = f"{config['dataset']}, {_parameters(config)}"
+        figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+        plot_epoch_curves(models, "mia_loss", ax=axes[0], title=title)
+        plot_epoch_curves(models, "test_acc", ax=axes[1], title=title)
+        index.add(save_figure(figure, out / f"{name}-curves"),
+                  "loss-MIA and test accuracy after every epoch, ∇τ vs finetuning (retrain dashed)", [run], notebook)
+        nonmembers = "test_forget_class" if config.get("forget_classes") else "test"
+        if any("sample_losses" in m for m in models.values()):
+            index.add(save_figure(plot_loss_histograms(models, title=f"forget vs {nonmembers}: {title}"),
+                                  out / f"{name}-loss-histograms"),
+                      f"loss histograms, forget vs {nonmembers}, before (original) and after (∇τ), and retrain",
+                      [run], notebook)
+
+
+def _text_figures(runs: list[dict[str, Any]], out: Path, index: _Index) -> None:
+    frame = long_frame(runs)
+    if frame.empty:
+        return
+    for profile, group in frame.groupby("profile"):
+        in_group = [r for r in runs if r["config"]["profile"] == profile]
+        table = mean_std_table(group.sort_values("forget_fraction", kind="stable"), TEXT_COLUMNS,
+                               by=["forget_fraction"])
+        caption = f"text removal: GoEmotions, profile {profile}; one row per forget fraction and model"
+        index.add(write_table(table, out / _slug("text_removal", "goemotions", profile, "table"), caption),
+                  "results table (markdown, LaTeX)", in_group, "text_removal")
+
+
+def _training_figures(runs: list[dict[str, Any]], out: Path, index: _Index) -> None:
+    for run in runs:
+        config = run["config"]
+        history = pd.DataFrame(run["models"]["original"].get("history", []))
+        if history.empty:
+            continue
+        ax = sns.lineplot(data=history, x="epoch", y="loss", marker="o", ax=plt.subplots(figsize=(6, 4))[1])
+        ax.set(title=f"original model, {_parameters(config)}", ylabel="training loss")
+        index.add(save_figure(ax.figure, out / _slug("train_original", config["dataset"], config["profile"],
+                                                     f"seed{config['seed']}", "loss")),
+                  "training loss of the original model per epoch", [run], "train_original")
+
+
+def write_figures(results_dir: str | Path = "results", figures_dir: str | Path = "figures",
+                  profile: str | None = None) -> list[Path]:
+    """Every table and plot from the results under ``results_dir``; returns the files written."""
+    results_dir, out = Path(results_dir), Path(figures_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"no results folder at {results_dir.resolve()}; run `make reproduce` first "
+                                "(or pass --results)")
+    out.mkdir(parents=True, exist_ok=True)
+    index = _Index(out)
+    for notebook, columns in (("subset_removal", IMAGE_COLUMNS), ("class_removal", CLASS_COLUMNS)):
+        _removal_figures(_runs(results_dir, notebook, profile), notebook, columns, out, index)
+    _text_figures(_runs(results_dir, "text_removal", profile), out, index)
+    _training_figures(_runs(results_dir, "train_original", profile), out, index)
+    sweep_dir = results_dir / "alpha_split_sweep"
+    if sweep_dir.is_dir() and any(sweep_dir.glob("*.json")):
+        from .sweep import write_sweep_figures
+
+        sweep_runs = _runs(results_dir, "alpha_split_sweep", profile)
+        index.add(write_sweep_figures(results_dir, out), "α₀ × fraction sweep: heatmaps and the rule's α₀ vs the "
+                  "best α₀", sweep_runs[:1], "alpha_split_sweep")
+    return [*index.paths, index.write(profile)]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results", help="folder of results/<notebook>/<run-id>.json")
+    parser.add_argument("--figures", default="figures", help="output folder")
+    parser.add_argument("--profile", default=None, help="only runs of this profile (default: all)")
+    args = parser.parse_args(argv)
+    written = write_figures(args.results, args.figures, args.profile)
+    print(f"wrote {len(written)} entries under {args.figures}/ (index: {Path(args.figures) / 'README.md'})")
+
+
+if __name__ == "__main__":
+    main()

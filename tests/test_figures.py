@@ -1,0 +1,83 @@
+"""make figures: tables (mean ± std over seeds) and plots from saved results files only."""
+
+import pytest
+
+from nablatau.figures import long_frame, main, mean_std_table, write_figures
+from nablatau.results import save_results
+
+
+def _models(mia: float, test_acc: float) -> dict:
+    history = [{"epoch": e, "mia_loss": mia + 0.1 * (2 - e), "test_acc": test_acc} for e in range(3)]
+    losses = {"forget": [0.01, 0.02, 0.5], "test": [0.4, 1.0, 2.0]}
+    row = dict(retain_acc=0.9, forget_acc=0.8, test_acc=test_acc, mia_entropy=0.6)
+    return {
+        "original": {**row, "mia_loss": 0.8, "runtime_s": 50.0, "sample_losses": losses,
+                     "history": [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.0}]},
+        "retrain": {**row, "mia_loss": 0.55, "runtime_s": 40.0, "sample_losses": losses},
+        "nablatau": {**row, "mia_loss": mia, "runtime_s": 20.0, "history": history, "sample_losses": losses},
+        "finetune": {**row, "mia_loss": 0.6, "runtime_s": 10.0, "history": history},
+        "ssd": {"error": "loss became nan"},
+    }
+
+
+@pytest.fixture()
+def results(tmp_path):
+    root = tmp_path / "results"
+    for fraction in (0.03, 0.3):
+        for seed, (mia, acc) in enumerate([(0.5, 0.4), (0.7, 0.6)]):
+            config = {"notebook": "subset_removal", "dataset": "cifar10", "profile": "quick", "seed": seed,
+                      "forget_fraction": fraction, "forget_classes": None}
+            save_results(root, "subset_removal", config=config, models=_models(mia, acc))
+    config = {"notebook": "class_removal", "dataset": "cifar10", "profile": "quick", "seed": 0,
+              "forget_fraction": None, "forget_classes": [0]}
+    models = _models(0.5, 0.4)
+    for metrics in models.values():
+        metrics.update(test_forget_class_acc=0.0, test_other_classes_acc=0.5)
+    models["original"]["sample_losses"] = {"forget": [0.1, 0.2], "test_forget_class": [1.0, 2.0]}
+    save_results(root, "class_removal", config=config, models=models)
+    smoke = {**config, "profile": "smoke", "notebook": "train_original"}
+    save_results(root, "train_original", config=smoke, models={"original": _models(0.5, 0.4)["original"]})
+    return root
+
+
+def test_mean_std_over_seeds_and_runtime_relative_to_retrain(results):
+    from nablatau.figures import _runs
+
+    frame = long_frame(_runs(results, "subset_removal", "quick"))
+    assert "ssd" not in set(frame["model"])  # a failed method has no numbers to show
+    table = mean_std_table(frame, {"mia_loss": "loss-MIA", "runtime_vs_retrain": "runtime / retrain"},
+                           by=["forget_fraction"])
+    row = table[(table["model"] == "∇τ") & (table["forget_fraction"] == 0.03)].iloc[0]
+    assert row["loss-MIA"] == "0.600 ± 0.141" and row["seeds"] == 2  # std of 0.5 and 0.7 (ddof 1)
+    assert row["runtime / retrain"] == "0.500 ± 0.000"
+
+
+def test_write_figures_writes_tables_plots_and_an_index(results, tmp_path):
+    out = tmp_path / "figures"
+    written = write_figures(results, out, profile="quick")
+    names = {path.name for path in written}
+    assert {"subset_removal-cifar10-quick-table.md", "subset_removal-cifar10-quick-table.tex",
+            "subset_removal-cifar10-quick-mia_loss-vs-fraction.png",
+            "subset_removal-cifar10-quick-mia_loss-vs-fraction.pdf",
+            "subset_removal-cifar10-quick-0p03-seed0-curves.png",
+            "subset_removal-cifar10-quick-0p3-seed1-loss-histograms.pdf",
+            "class_removal-cifar10-quick-table.md", "class_removal-cifar10-quick-0-seed0-curves.png",
+            "README.md"} <= names
+    assert all(path.exists() and path.stat().st_size > 0 for path in written)
+    assert not any(name.startswith("train_original") for name in names)  # a smoke run: filtered out
+    markdown = (out / "subset_removal-cifar10-quick-table.md").read_text()
+    assert "0.03 | ∇τ " in markdown and "0.600 ± 0.141" in markdown
+    assert r"\begin{tabular}" in (out / "class_removal-cifar10-quick-table.tex").read_text()
+    index = (out / "README.md").read_text()
+    assert "`notebooks/subset_removal.ipynb`" in index and "forget_fraction=0.03, seed=1" in index
+
+
+def test_the_command_line_writes_every_profile_by_default(results, tmp_path, capsys):
+    main(["--results", str(results), "--figures", str(tmp_path / "all")])
+    assert (tmp_path / "all" / "train_original-cifar10-smoke-seed0-loss.png").exists()
+    assert "index:" in capsys.readouterr().out
+
+
+def test_missing_results_folder_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `make reproduce` first"):
+        write_figures(tmp_path / "nowhere", tmp_path / "figures")

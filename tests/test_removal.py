@@ -1,0 +1,152 @@
+"""The image removal experiments (run_removal): schema, resuming, class removal, failures, bad inputs.
+
+Real CIFAR-10 in the smoke profile (400 training images, 2 training epochs): seconds per run.
+"""
+
+import json
+
+import pytest
+
+import nablatau.removal as removal
+from nablatau import baselines
+from nablatau.data import load_cifar
+from nablatau.errors import ConfigError, DivergenceError
+from nablatau.removal import removal_config, run_removal, run_train_original
+
+SCHEMA = {"retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy", "runtime_s"}
+METHODS = ["nablatau", "ssd"]
+
+
+@pytest.fixture(scope="module")
+def cifar(real_data_dir):
+    return load_cifar("cifar10", real_data_dir)
+
+
+@pytest.fixture()
+def cache(tmp_path_factory, monkeypatch):
+    # One cache for the module's runs (the original trains once); results go to each test's tmp_path.
+    folder = tmp_path_factory.getbasetemp() / "removal-checkpoints"
+    monkeypatch.setenv("NABLATAU_CACHE_DIR", str(folder))
+    return folder
+
+
+def _run(tmp_path, cifar, **kwargs):
+    options = dict(profile="smoke", forget_fraction=0.15, methods=METHODS, output_dir=tmp_path, data=cifar,
+                   progress=False)
+    return run_removal("subset_removal", **{**options, **kwargs})
+
+
+def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache):
+    run = _run(tmp_path, cifar)
+    saved = json.loads(run.path.read_text())
+    assert run.path.parent == tmp_path / "subset_removal"
+    assert list(saved["models"]) == ["original", "retrain", *METHODS]
+    for name, metrics in saved["models"].items():
+        assert SCHEMA <= metrics.keys(), name
+        assert all(0 <= metrics[k] <= 1 for k in SCHEMA - {"runtime_s"}), name
+        assert metrics["runtime_s"] > 0, name
+    history = saved["models"]["nablatau"]["history"]
+    assert len(history) == saved["models"]["nablatau"]["config"]["epochs"]
+    assert {"mia_loss", "test_acc", "alpha", "forget_loss"} <= history[0].keys()  # tracked after every epoch
+    assert len(saved["models"]["retrain"]["history"]) == saved["config"]["settings"]["recipe"]["epochs"]
+    losses = saved["models"]["original"]["sample_losses"]
+    assert len(losses["forget"]) == 60 and len(losses["test"]) == 100  # 15 % of 400; half of 200 held out
+    assert saved["config"]["forget_fraction"] == 0.15 and saved["config"]["split_seed"] == 42
+    assert saved["config"]["method_settings"]["amnesiac"] == {"batch_size": 128}
+    assert {"torch", "device"} <= saved["environment"].keys()
+    assert list(run.table.index) == ["original", "retrain", *METHODS]
+    assert run.table.loc["retrain", "runtime_vs_retrain"] == 1.0
+
+
+def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, cifar, cache, monkeypatch):
+    first = _run(tmp_path, cifar)
+    monkeypatch.setattr(removal, "original_image_model", _must_not_run)
+    again = _run(tmp_path, cifar)  # everything measured: no model is even loaded
+    assert again.models == json.loads(json.dumps(first.models))
+
+    monkeypatch.undo()
+    monkeypatch.setenv("NABLATAU_CACHE_DIR", str(cache))
+    saved = json.loads(first.path.read_text())
+    del saved["models"]["ssd"]
+    first.path.write_text(json.dumps(saved))
+    calls = []
+    monkeypatch.setitem(baselines.METHODS, "ssd", _counting(baselines.ssd, calls))
+    monkeypatch.setattr(removal, "retrained_image_model", _must_not_run)  # retrain is measured already
+    resumed = _run(tmp_path, cifar)
+    assert calls == ["ssd"] and resumed.models["nablatau"] == saved["models"]["nablatau"]
+    assert SCHEMA <= resumed.models["ssd"].keys()
+
+
+def test_class_removal_attacks_against_held_out_samples_of_the_forgotten_class(tmp_path, cifar, cache):
+    run = run_removal("class_removal", profile="smoke", forget_classes=[0], methods=["bad_teacher"],
+                      output_dir=tmp_path, data=cifar, progress=False)
+    original = run.models["original"]
+    assert {"test_forget_class_acc", "test_other_classes_acc"} <= original.keys()
+    assert set(original["sample_losses"]) == {"forget", "test_forget_class"}
+    assert run.models["retrain"]["forget_acc"] == 0.0  # never saw the class, so never predicts it
+    assert run.models["retrain"]["test_forget_class_acc"] == 0.0
+    assert {"test_forget_class_acc", "test_other_classes_acc"} <= set(run.table.columns)
+
+
+def test_a_diverging_method_is_recorded_and_the_others_still_run(tmp_path, cifar, cache, monkeypatch):
+    def diverges(*args, **kwargs):
+        raise DivergenceError("loss became nan; lower lr", epoch=0, step=3)
+
+    monkeypatch.setitem(baselines.METHODS, "ssd", diverges)
+    run = _run(tmp_path, cifar, methods=["ssd", "bad_teacher"])
+    assert "loss became nan" in run.failed["ssd"]
+    assert SCHEMA <= run.models["bad_teacher"].keys()
+    assert "ssd" not in run.measured and "ssd" not in run.table.index
+
+
+def test_train_original_measures_the_membership_gap(tmp_path, cifar, cache):
+    run = run_train_original(profile="smoke", output_dir=tmp_path, data=cifar, progress=False)
+    original = run.models["original"]
+    assert original["n_train"] == 400 and original["n_test"] == 100
+    assert {"train_acc", "test_acc", "mia_loss", "history"} <= original.keys()
+    assert run.path.parent == tmp_path / "train_original"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(forget_fraction=None), "pass exactly one of forget_fraction"),
+    (dict(forget_fraction=0.1, forget_classes=[1]), "pass exactly one of forget_fraction"),
+    (dict(forget_fraction=1.5), r"forget_fraction must be in \(0, 1\)"),
+    (dict(forget_fraction=None, forget_classes=[]), "non-empty list of class ids"),
+    (dict(forget_fraction=None, forget_classes=["cat"]), "non-empty list of class ids"),
+])
+def test_bad_forget_settings_are_errors(kwargs, message):
+    options = dict(notebook="nb", dataset="cifar10", profile="smoke", forget_fraction=0.1, forget_classes=None,
+                   seed=0, split_seed=42)
+    with pytest.raises(ConfigError, match=message):
+        removal_config(**{**options, **kwargs})
+
+
+@pytest.mark.parametrize("methods, message", [
+    (["nablatau", "sdd"], "unknown method 'sdd'"),
+    (["retrain"], "always run as the reference models"),
+])
+def test_bad_methods_fail_before_any_training(tmp_path, methods, message, monkeypatch):
+    monkeypatch.setattr(removal, "original_image_model", _must_not_run)
+    with pytest.raises(ConfigError, match=message):
+        run_removal("subset_removal", profile="smoke", forget_fraction=0.1, methods=methods, output_dir=tmp_path)
+
+
+def test_closest_to_retrain_says_when_nablatau_is_not_closest():
+    models = {"original": {"mia_loss": 0.9}, "retrain": {"mia_loss": 0.5}, "nablatau": {"mia_loss": 0.6},
+              "finetune": {"mia_loss": 0.52}}
+    sentence = removal.closest_to_retrain(models)
+    assert sentence.startswith("Closest to the retrained model's mia_loss: finetune (0.020), nablatau (0.100)")
+    assert "∇τ is NOT the closest method: it ranks 2 of 2" in sentence
+    models["nablatau"]["mia_loss"] = 0.5
+    assert "∇τ is the closest method" in removal.closest_to_retrain(models)
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("this should have come from the results file")
+
+
+def _counting(function, calls):
+    def wrapper(*args, **kwargs):
+        calls.append(function.__name__)
+        return function(*args, **kwargs)
+    return wrapper
