@@ -1,7 +1,8 @@
 # nablatau — the two commands of the README:
-#   make reproduce   run the experiments (PROFILE=smoke|quick|paper, default quick)
+#   make reproduce   run every experiment with papermill, then make figures (PROFILE=smoke|quick|paper, default quick)
 #   make test        run the test suite (unit tests, doctests, notebooks through nbval)
 # Both create .venv and install the package with its dev extras first.
+#   make figures     every table and plot under figures/ from the saved results (no training)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -11,12 +12,24 @@ PROFILE ?= quick
 EXECUTED := notebooks/executed
 PAPERMILL = $(BIN)/papermill --kernel python3 --cwd notebooks
 
+# The paper's image grid: forget fractions, removed classes and training seeds per profile.
+FRACTIONS ?= 0.03 0.15 0.30
+FORGET_CLASSES ?= 0
+SEEDS_smoke := 0
+SEEDS_quick := 0
+SEEDS_paper := 1 2 3
+SEEDS ?= $(SEEDS_$(PROFILE))
+TEXT_FRACTIONS ?= 0.15 0.30
+
 # Trained models are cached here (keyed by everything that determines the weights) and reused.
 export NABLATAU_CACHE_DIR ?= $(CURDIR)/checkpoints
 # Data sets are read from (and downloaded to) here; CI points it at ../shared/data.
 export NABLATAU_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install test reproduce benchmark clean
+space := $(subst ,, )
+comma := ,
+
+.PHONY: install test reproduce image-experiments figures benchmark clean
 
 install: $(STAMP)
 
@@ -32,10 +45,38 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	mkdir -p $(EXECUTED)
 	$(PAPERMILL) notebooks/quickstart.ipynb $(EXECUTED)/quickstart-$(PROFILE).ipynb -p PROFILE $(PROFILE)
-	for fraction in 0.15 0.30; do \
+	$(MAKE) --no-print-directory image-experiments DATASET=cifar10
+	@if $(BIN)/python -c "import nablatau; nablatau.load_cifar('cifar100')" 2>$(EXECUTED)/.cifar100-error; then \
+	  $(MAKE) --no-print-directory image-experiments DATASET=cifar100; \
+	else \
+	  echo "CIFAR-100 skipped: it is not in $$NABLATAU_DATA_DIR/cifar100 and could not be downloaded:"; \
+	  tail -n 1 $(EXECUTED)/.cifar100-error; \
+	fi
+	for fraction in $(TEXT_FRACTIONS); do \
 	  $(PAPERMILL) notebooks/text_removal.ipynb $(EXECUTED)/text_removal-$(PROFILE)-$$fraction.ipynb \
 	    -p PROFILE $(PROFILE) -p FORGET_FRACTION $$fraction || exit 1; \
 	done
+	$(MAKE) --no-print-directory figures
+
+# One data set's image experiments: the original model, subset removal at every fraction, class removal.
+image-experiments: $(STAMP)
+	mkdir -p $(EXECUTED)
+	for seed in $(SEEDS); do \
+	  run="-p dataset $(DATASET) -p profile $(PROFILE) -p seed $$seed"; \
+	  $(PAPERMILL) notebooks/train_original.ipynb $(EXECUTED)/train_original-$(DATASET)-$(PROFILE)-seed$$seed.ipynb \
+	    $$run || exit 1; \
+	  for fraction in $(FRACTIONS); do \
+	    $(PAPERMILL) notebooks/subset_removal.ipynb \
+	      $(EXECUTED)/subset_removal-$(DATASET)-$(PROFILE)-$$fraction-seed$$seed.ipynb $$run \
+	      -p forget_fraction $$fraction || exit 1; \
+	  done; \
+	  $(PAPERMILL) notebooks/class_removal.ipynb \
+	    $(EXECUTED)/class_removal-$(DATASET)-$(PROFILE)-$(subst $(space),_,$(FORGET_CLASSES))-seed$$seed.ipynb $$run \
+	    -y "forget_classes: [$(subst $(space),$(comma),$(FORGET_CLASSES))]" || exit 1; \
+	done
+
+figures: $(STAMP)
+	$(BIN)/python -m nablatau.figures --results results --figures figures --profile $(PROFILE)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/unlearn_vs_retrain.py

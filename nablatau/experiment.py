@@ -135,7 +135,7 @@ def text_splits(data: TextData, settings: dict[str, Any], tokenizer: Any, *, for
 #: fixed, lr 3e-4, epochs = int(|retain| / (2·|forget|)) in batches, no scheduler, train mode;
 #: finetune = α 0 with twice the epochs). The other baselines keep their own defaults in train mode
 #: (dropout on, as the text model was trained); NegGrad+ uses AdamW at the training lr, our choice,
-#: because its SGD lr 0.01 default is meant for ResNets.
+#: because its SGD lr 0.01 default is meant for ResNets. SSD keeps its defaults (α 10, λ 1, eval mode).
 TEXT_METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "nablatau": {"loss": multilabel_bce, "alpha0": 0.5, "lr": 3e-4, "epochs_multiplier": 1,
                  "lr_end_factor": None, "train_mode": True},
@@ -146,6 +146,7 @@ TEXT_METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "scrub": {"task": "multilabel", "train_mode": True},
     "amnesiac": {"task": "multilabel", "train_mode": True},
     "bad_teacher": {"task": "multilabel", "train_mode": True},
+    "ssd": {"task": "multilabel"},  # importances in eval mode, as SSD's code does
 }
 
 
@@ -281,3 +282,16 @@ def ranking(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss", r
     gaps = [(name, abs(m[metric] - target)) for name, m in models.items()
             if name != reference and name not in exclude]
     return sorted(gaps, key=lambda item: item[1])
+
+
+def closest_to_retrain(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss") -> str:
+    """A sentence naming the methods by |metric − retrain's metric| and where ∇τ ranks."""
+    order = ranking(models, metric)
+    listing = ", ".join(f"{name} ({gap:.3f})" for name, gap in order)
+    names = [name for name, _ in order]
+    if "nablatau" not in names:
+        return f"Closest to the retrained model's {metric}: {listing}."
+    position = names.index("nablatau") + 1
+    verdict = ("∇τ is the closest method to the retrained model" if position == 1
+               else f"∇τ is NOT the closest method: it ranks {position} of {len(order)}")
+    return f"Closest to the retrained model's {metric}: {listing}. {verdict} on {metric}."

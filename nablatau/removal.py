@@ -20,7 +20,7 @@ What is measured (the retrained model is the reference for every number):
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,21 +216,6 @@ def _saved_run(path: Path, wanted: Sequence[str]) -> RemovalRun:
     """The run as its results file holds it (plain JSON values), restricted to the ``wanted`` models."""
     saved = load_results(path)
     return RemovalRun(saved["config"], {name: saved["models"][name] for name in wanted}, path)
-
-
-def closest_to_retrain(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss") -> str:
-    """A sentence naming the methods by |metric − retrain's metric| and where ∇τ ranks."""
-    from .experiment import ranking
-
-    order = ranking(models, metric)
-    listing = ", ".join(f"{name} ({gap:.3f})" for name, gap in order)
-    names = [name for name, _ in order]
-    if "nablatau" not in names:
-        return f"Closest to the retrained model's {metric}: {listing}."
-    position = names.index("nablatau") + 1
-    verdict = ("∇τ is the closest method to the retrained model" if position == 1
-               else f"∇τ is NOT the closest method: it ranks {position} of {len(order)}")
-    return f"Closest to the retrained model's {metric}: {listing}. {verdict} on {metric}."
 
 
 def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed: int = 0, split_seed: int = 42,

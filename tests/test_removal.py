@@ -11,6 +11,7 @@ import nablatau.removal as removal
 from nablatau import baselines
 from nablatau.data import load_cifar
 from nablatau.errors import ConfigError, DivergenceError
+from nablatau.experiment import closest_to_retrain
 from nablatau.removal import removal_config, run_removal, run_train_original
 
 SCHEMA = {"retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy", "runtime_s"}
@@ -134,11 +135,11 @@ def test_bad_methods_fail_before_any_training(tmp_path, methods, message, monkey
 def test_closest_to_retrain_says_when_nablatau_is_not_closest():
     models = {"original": {"mia_loss": 0.9}, "retrain": {"mia_loss": 0.5}, "nablatau": {"mia_loss": 0.6},
               "finetune": {"mia_loss": 0.52}}
-    sentence = removal.closest_to_retrain(models)
+    sentence = closest_to_retrain(models)
     assert sentence.startswith("Closest to the retrained model's mia_loss: finetune (0.020), nablatau (0.100)")
     assert "∇τ is NOT the closest method: it ranks 2 of 2" in sentence
     models["nablatau"]["mia_loss"] = 0.5
-    assert "∇τ is the closest method" in removal.closest_to_retrain(models)
+    assert "∇τ is the closest method" in closest_to_retrain(models)
 
 
 def _must_not_run(*args, **kwargs):
