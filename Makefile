@@ -56,6 +56,7 @@ reproduce: $(STAMP)
 	  $(PAPERMILL) notebooks/text_removal.ipynb $(EXECUTED)/text_removal-$(PROFILE)-$$fraction.ipynb \
 	    -p PROFILE $(PROFILE) -p FORGET_FRACTION $$fraction || exit 1; \
 	done
+	$(PAPERMILL) notebooks/alpha_split_sweep.ipynb $(EXECUTED)/alpha_split_sweep-$(PROFILE).ipynb -p profile $(PROFILE)
 	$(MAKE) --no-print-directory figures
 
 # One data set's image experiments: the original model, subset removal at every fraction, class removal.
@@ -80,6 +81,7 @@ figures: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/unlearn_vs_retrain.py
+	$(BIN)/python benchmarks/sweep_throughput.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

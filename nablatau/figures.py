@@ -290,7 +290,7 @@ def write_figures(results_dir: str | Path = "results", figures_dir: str | Path =
         from .sweep import write_sweep_figures
 
         sweep_runs = _runs(results_dir, "alpha_split_sweep", profile)
-        index.add(write_sweep_figures(results_dir, out), "α₀ × fraction sweep: heatmaps and the rule's α₀ vs the "
+        index.add(write_sweep_figures(results_dir, out, profile=profile), "α₀ × fraction sweep: heatmaps and the rule's α₀ vs the "
                   "best α₀", sweep_runs[:1], "alpha_split_sweep")
     return [*index.paths, index.write(profile)]
 

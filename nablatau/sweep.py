@@ -1,0 +1,737 @@
+"""The α₀ × forget-fraction sweep behind the paper's "no hyperparameter tuning" claim, run on Ray.
+
+Trippa et al. (2024, arXiv:2403.14339, Sec. 4) swept α₀ and the forget fraction (12 × 12 values,
+3 seeds) and found that α₀ = 5/3 · fraction (:func:`nablatau.unlearn.default_alpha0`) works from 1 %
+to 50 % forgotten. This module reruns that grid so that it fills one laptop, one GPU box or a cluster:
+
+* every grid cell is one Ray task that unlearns the cached original model with ∇τ at one
+  (fraction, α₀, seed) and writes its own results file atomically (:func:`nablatau.results.save_results`);
+  one more task per (fraction, seed) retrains from scratch, the gold standard the cells are compared with;
+* a cell whose file exists is done: a rerun after a kill or a failure runs only the missing cells;
+* :func:`load_sweep` reads the files into one table, the ``plot_*`` functions and
+  :func:`write_sweep_figures` turn it into heatmaps and the rule-vs-best-α₀ plot.
+
+Seeds: the cell's ``seed`` draws the forget set (``make_splits(..., seed=seed)``), as in the
+reference sweep; the original model, its initialisation, the loaders' order, ∇τ's own seed, the
+retrained model's initialisation and the attack use seed 0 (:data:`MODEL_SEED`), so one cached
+original serves every cell and seeds differ only in what is forgotten.
+
+    >>> grid = sweep_grid("smoke")
+    >>> [(cell.fraction, cell.alpha0, cell.is_rule) for cell in grid.cells]
+    [(0.06, 0.1, True), (0.06, 0.5, False), (0.3, 0.1, False), (0.3, 0.5, True)]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from .data import data_dir, load_cifar, loaders, make_splits, tensors_of
+from .errors import ConfigError, NablatauError, raise_if_any
+from .evaluate import evaluate
+from .experiment import default_device, image_model_key, profile_data, resolve_profile, trained_model
+from .results import load_results, results_path, save_results
+from .train import CheckpointCache, recipe_spec
+from .unlearn import default_alpha0, default_epochs, unlearn
+
+NOTEBOOK = "alpha_split_sweep"  # results land in <output_dir>/alpha_split_sweep/<run-id>.json
+MODEL_SEED = 0  # original model, loaders, ∇τ, retrained model and attack; the cell seed draws the forget set
+DATASETS = ("cifar10", "cifar100")
+
+#: The reference's grid: the same 12 values for the forget fraction and for α₀.
+REFERENCE_VALUES = (0.01, 0.02, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50)
+
+#: Grids per profile; each builds on the image profile of the same name (``resolve_profile``).
+#: ``max_epochs`` caps ∇τ's epoch rule as the reference sweep did (``min(rule, 80)``).
+SWEEP_PROFILES: dict[str, dict[str, Any]] = {
+    # The reference's 12 × 12 × 3 = 432 cells, 30 more for the rule's α₀ where it is not a grid value,
+    # and 36 retrainings, on full CIFAR: days on one GPU, hours on a cluster.
+    "paper": {"fractions": REFERENCE_VALUES, "alphas": REFERENCE_VALUES, "seeds": (1, 2, 3), "max_epochs": 80},
+    # 2,000 images: 3 fractions × 5 α₀ (the rule's 0.05, 0.25 and 0.5 among them) × 2 seeds = 30 cells,
+    # 6 retrainings and the original, 2 workers of 1 thread on 2 CPU cores. Measured: the notebook took
+    # 21 minutes while another job used about one of the cores (cells 30-100 s, retrainings 110-170 s);
+    # alone, a cell took 30-45 s and a retraining ~70 s, so ~12-15 minutes on idle cores. The rule's
+    # epochs stay affordable here (at most 80 forget batches per cell), so the reference's cap of 80 is kept.
+    "quick": {"fractions": (0.03, 0.15, 0.30), "alphas": (0.01, 0.05, 0.10, 0.25, 0.50), "seeds": (1, 2),
+              "max_epochs": 80},
+    # 400 images, 2 training epochs: a 2 × 2 grid whose rule values (0.1, 0.5) are grid values. About a
+    # minute, of which starting Ray takes ~15 s.
+    "smoke": {"fractions": (0.06, 0.30), "alphas": (0.10, 0.50), "seeds": (1,), "max_epochs": 80},
+}
+
+
+def rule_alpha0(fraction: float) -> float:
+    """The paper's α₀ = 5/3 · forget fraction (:func:`nablatau.unlearn.default_alpha0`), rounded to 6 digits.
+
+    Rounding keeps cell identities and table labels tidy (5/3 · 0.1 is 0.16666666666666669 in floats).
+
+        >>> rule_alpha0(0.1), rule_alpha0(0.3) == round(default_alpha0(300, 700), 6)
+        (0.166667, True)
+    """
+    return round(default_alpha0(fraction, 1.0 - fraction), 6)
+
+
+# --- The grid ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A sweep task: ∇τ at (fraction, α₀, seed), or (``kind="retrain"``) retraining at (fraction, seed)."""
+
+    kind: str  # "nablatau" | "retrain"
+    dataset: str
+    profile: str
+    fraction: float
+    seed: int  # draws the forget set
+    alpha0: float | None = None  # None for retrain cells
+    is_rule: bool = False  # α₀ is the rule's 5/3 · fraction
+    max_epochs: int | None = None  # ∇τ runs min(epoch rule, max_epochs) epochs
+
+    @property
+    def label(self) -> str:
+        """A name for progress bars and errors, e.g. ``nablatau cifar10/quick fraction=0.15 alpha0=0.5 seed=1``."""
+        alpha = f" alpha0={self.alpha0:g}{' (rule)' if self.is_rule else ''}" if self.kind == "nablatau" else ""
+        return f"{self.kind} {self.dataset}/{self.profile} fraction={self.fraction:g}{alpha} seed={self.seed}"
+
+    def config(self) -> dict[str, Any]:
+        """Everything that determines this cell's result; its hash names the results file.
+
+        ``is_rule`` is left out: it says how the cell entered a grid, not what it computes, so the
+        same cell found through another grid is the same file.
+        """
+        config = {"kind": self.kind, "dataset": self.dataset, "profile": self.profile,
+                  "forget_fraction": self.fraction, "seed": self.seed, "model_seed": MODEL_SEED,
+                  "settings": resolve_profile(self.profile)}
+        if self.kind == "nablatau":
+            config.update(alpha0=self.alpha0, max_epochs=self.max_epochs)
+        return config
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """The validated grid of a sweep; build it with :func:`sweep_grid`."""
+
+    dataset: str
+    profile: str
+    fractions: tuple[float, ...]
+    alphas: tuple[float, ...]
+    seeds: tuple[int, ...]
+    max_epochs: int
+    retrain: bool = True
+
+    def alphas_at(self, fraction: float) -> list[tuple[float, bool]]:
+        """``(α₀, is_rule)`` run at ``fraction``: the grid's α₀ plus the rule's, which may be one of them."""
+        rule = rule_alpha0(fraction)
+        values = {alpha: math.isclose(alpha, rule, rel_tol=1e-6) for alpha in self.alphas}
+        if not any(values.values()):
+            values[rule] = True
+        return sorted(values.items())
+
+    @property
+    def cells(self) -> list[Cell]:
+        """The ∇τ cells, by fraction, α₀, seed."""
+        return [Cell("nablatau", self.dataset, self.profile, fraction, seed, alpha, is_rule, self.max_epochs)
+                for fraction in self.fractions for alpha, is_rule in self.alphas_at(fraction) for seed in self.seeds]
+
+    @property
+    def retrain_cells(self) -> list[Cell]:
+        """One retraining per (fraction, seed), or none when ``retrain`` is off."""
+        if not self.retrain:
+            return []
+        return [Cell("retrain", self.dataset, self.profile, fraction, seed)
+                for fraction in self.fractions for seed in self.seeds]
+
+    def table(self) -> pd.DataFrame:
+        """One row per fraction: the α₀ values run there (the rule's marked ``*``) and the seeds."""
+        return pd.DataFrame([{"fraction": f, "rule α₀": rule_alpha0(f),
+                              "α₀ run": ", ".join(f"{a:g}{'*' if r else ''}" for a, r in self.alphas_at(f)),
+                              "seeds": ", ".join(map(str, self.seeds))} for f in self.fractions]).set_index("fraction")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def sweep_grid(profile: str = "smoke", *, dataset: str = "cifar10", fractions: Sequence[float] | None = None,
+               alphas: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
+               max_epochs: int | None = None, retrain: bool = True) -> SweepGrid:
+    """The grid of ``profile`` (:data:`SWEEP_PROFILES`), with any of its values replaced.
+
+    Args:
+        profile: ``smoke``, ``quick`` or ``paper``; also picks the image profile (data size, recipe).
+        dataset: ``cifar10`` or ``cifar100``.
+        fractions: forget fractions in (0, 1); the rule's α₀ must stay ≤ 1, so at most 0.6.
+        alphas: α₀ values in [0, 1]; the rule's value 5/3 · fraction is added at each fraction.
+        seeds: forget-set seeds (non-negative integers).
+        max_epochs: cap on ∇τ's epoch rule (the reference: 80).
+        retrain: also retrain from scratch per (fraction, seed), the reference the MIA gap uses.
+
+    Raises:
+        ConfigError: listing every problem at once (unknown profile or dataset, empty lists, values
+            out of range, forget sets with no sample).
+    """
+    if profile not in SWEEP_PROFILES:
+        raise ConfigError(f"profile must be one of {sorted(SWEEP_PROFILES)}, got {profile!r}")
+    defaults = SWEEP_PROFILES[profile]
+    fractions = defaults["fractions"] if fractions is None else fractions
+    alphas = defaults["alphas"] if alphas is None else alphas
+    seeds = defaults["seeds"] if seeds is None else seeds
+    max_epochs = defaults["max_epochs"] if max_epochs is None else max_epochs
+    n_train = resolve_profile(profile)["n_train"] or 50_000  # both CIFARs have 50,000 training images
+
+    problems = []
+    if dataset not in DATASETS:
+        problems.append(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    for name, values in (("fractions", fractions), ("alphas", alphas), ("seeds", seeds)):
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) or len(list(values)) == 0:
+            problems.append(f"{name} must be a non-empty list, got {values!r}; pass e.g. {list(defaults[name])[:2]} "
+                            f"or None for the {profile} profile's grid")
+    problems += [f"fraction {f!r} is not in (0, 1); pass forget fractions such as 0.1 for 10 %"
+                 for f in _as_list(fractions) if not (_is_number(f) and 0 < f < 1)]
+    problems += [f"fraction {f:g} gives the rule's α₀ 5/3 · {f:g} = {5 / 3 * f:.3f} > 1, which ∇τ cannot run "
+                 "(α₀ ≤ 1); the paper's rule covers forget fractions up to 0.5, so drop it"
+                 for f in _as_list(fractions) if _is_number(f) and 0.6 < f < 1]
+    problems += [f"fraction {f:g} of {n_train} training images forgets no image; use a fraction ≥ {1 / n_train:.2g}"
+                 for f in _as_list(fractions) if _is_number(f) and 0 < f * n_train < 1]
+    problems += [f"alpha {a!r} is not in [0, 1]; α₀ weighs the ascent term, e.g. 0.1"
+                 for a in _as_list(alphas) if not (_is_number(a) and 0 <= a <= 1)]
+    problems += [f"seed {s!r} is not a non-negative integer; pass e.g. [1, 2, 3]"
+                 for s in _as_list(seeds) if not (_is_int(s) and s >= 0)]
+    if not (_is_int(max_epochs) and max_epochs >= 1):
+        problems.append(f"max_epochs must be a positive integer (the reference caps at 80), got {max_epochs!r}")
+    raise_if_any(problems)
+    return SweepGrid(dataset, profile, tuple(sorted({float(f) for f in fractions})),
+                     tuple(sorted({float(a) for a in alphas})), tuple(sorted({int(s) for s in seeds})),
+                     int(max_epochs), bool(retrain))
+
+
+def _as_list(values: Any) -> list:
+    return list(values) if isinstance(values, Iterable) and not isinstance(values, (str, bytes)) else []
+
+
+# --- One cell --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepData:
+    """A profile's training and held-out images as tensors: loaded once per sweep, shared through Ray."""
+
+    dataset: str
+    profile: str
+    train: TensorDataset
+    heldout: TensorDataset
+    num_classes: int
+
+
+def load_sweep_data(dataset: str, profile: str, data_root: str | os.PathLike | None = None) -> SweepData:
+    """The profile's subsets of ``dataset`` (:func:`nablatau.experiment.profile_data`, seed :data:`MODEL_SEED`).
+
+    The same images, in the same order, as the other notebooks' ``profile_data``, so checkpoints are shared.
+    """
+    data = load_cifar(dataset, data_root)
+    train_set, heldout = profile_data(data, resolve_profile(profile), seed=MODEL_SEED)
+    return SweepData(dataset, profile, TensorDataset(*tensors_of(train_set)), TensorDataset(*tensors_of(heldout)),
+                     data.num_classes)
+
+
+def original_model(data: SweepData, cache_dir: str | os.PathLike, *, progress: bool = False) -> tuple[nn.Module, dict]:
+    """The profile's original ResNet-18: trained once (seed :data:`MODEL_SEED`), then loaded from ``cache_dir``."""
+    from .models import resnet18
+
+    return trained_model(lambda: resnet18(data.num_classes), data.train, resolve_profile(data.profile),
+                         key=image_model_key(data.dataset), seed=MODEL_SEED, cache=CheckpointCache(cache_dir),
+                         progress=progress)
+
+
+def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
+    """Run one cell and write its results file; returns the file's path.
+
+    A ∇τ cell unlearns the cached original with ``alpha0`` for ``min(default_epochs, max_epochs)``
+    epochs (the other settings are ∇τ's defaults); a retrain cell trains a fresh ResNet-18 on the
+    retain set with the original's recipe (cached under ``cache_dir``). Both are evaluated the same
+    way: accuracy on retain/forget/test and the loss and entropy attacks (forget vs test).
+    """
+    start = time.perf_counter()
+    settings = resolve_profile(cell.profile)
+    device = default_device()
+    splits = make_splits(data.train, data.heldout, forget_fraction=cell.fraction, seed=cell.seed)
+    batches = loaders(splits, batch_size=settings["unlearn_batch_size"], seed=MODEL_SEED, device=device)
+    evaluated = {name: batches[name] for name in ("retain", "forget", "test")}
+    if cell.kind == "retrain":
+        from .models import resnet18
+
+        model, info = trained_model(
+            lambda: resnet18(data.num_classes), splits.retain, settings, seed=MODEL_SEED, device=device,
+            key=image_model_key(cell.dataset, "retrain", forget_fraction=cell.fraction, split_seed=cell.seed),
+            cache=CheckpointCache(cache_dir), progress=False)
+        entry = {"runtime_s": info["wall_time_s"], "history": info.get("history", []),
+                 "config": {"recipe": recipe_spec(settings["recipe"]), "seed": MODEL_SEED,
+                            "n_retain": len(splits.retain), "cached": info["cached"]}}
+    else:
+        model, _ = original_model(data, cache_dir)
+        rule_epochs = default_epochs(len(batches["retain"]), len(batches["forget"]))
+        result = unlearn(model, batches["forget"], batches["retain"], batches["val"], alpha0=cell.alpha0,
+                         epochs=min(rule_epochs, cell.max_epochs), seed=MODEL_SEED, progress=False)
+        entry = {"runtime_s": result.wall_time_s, "history": result.history,
+                 "config": {**result.config, "rule_epochs": rule_epochs, "max_epochs": cell.max_epochs,
+                            "rule_alpha0": rule_alpha0(cell.fraction)}}
+    metrics = evaluate(model, evaluated, seed=MODEL_SEED)
+    entry = {**metrics, **entry, "cell_wall_s": time.perf_counter() - start}
+    return save_results(output_dir, NOTEBOOK, config=cell.config(), models={cell.kind: entry})
+
+
+def _original_info(data: SweepData, cache_dir: str) -> dict[str, Any]:
+    # The task that trains (or finds) the original returns only how: the weights stay in the cache.
+    _, info = original_model(data, cache_dir)
+    return {key: info[key] for key in ("cached", "path", "wall_time_s")}
+
+
+#: ``(cell, data, output_dir, cache_dir) -> results path``; tests inject one that fails on purpose.
+CellFunction = Callable[[Cell, SweepData, str, str], Path]
+
+
+# --- Running on Ray ------------------------------------------------------------------------------------
+
+
+class SweepError(NablatauError):
+    """Some cells of a sweep failed; the finished ones are saved and a rerun retries only the others."""
+
+    def __init__(self, message: str, failed: dict[str, str]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+@dataclass
+class SweepRun:
+    """What :func:`run_sweep` did: cells found done, cells run now, and the wall times."""
+
+    grid: SweepGrid
+    output_dir: Path
+    done_before: list[Cell] = field(default_factory=list)
+    ran: list[Cell] = field(default_factory=list)
+    wall_s: float = 0.0  # the whole call, Ray's start included
+    compute_s: float = 0.0  # first task submitted to last task finished
+
+    @property
+    def paths(self) -> list[Path]:
+        """The results file of every cell of the grid (all exist after a successful run)."""
+        return [results_path(self.output_dir, NOTEBOOK, cell.config())
+                for cell in [*self.grid.retrain_cells, *self.grid.cells]]
+
+    def __str__(self) -> str:
+        return (f"{len(self.ran)} cells run, {len(self.done_before)} already done, in {self.wall_s:.0f} s "
+                f"({self.compute_s:.0f} s of tasks)")
+
+
+PREREQUISITES = ("loading the data", "the original model")  # the tasks that cells wait for, by label
+
+
+def _in_worker(function: Callable[..., Any], threads: int, *args: Any) -> Any:
+    # Every task uses as many torch threads as the CPUs it declared, so tasks do not oversubscribe a node.
+    torch.set_num_threads(threads)
+    return function(*args)
+
+
+def _error_line(error: BaseException) -> str:
+    cause = getattr(error, "cause", None) or error  # a RayTaskError carries the worker's exception
+    text = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {text[:1000]}"
+
+
+def _start_ray(address: str, local_cpus: int | None) -> bool:
+    """Connect to ``address`` or start Ray on this machine; False when Ray was already initialised."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if not address:
+        ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        return True
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ConfigError(f"could not connect to the Ray cluster at address={address!r} ({_error_line(error)}); "
+                          "start it (`ray start --head` on the head node), check the address "
+                          "(\"auto\" on a cluster node, \"ray://<head>:10001\" from elsewhere), or pass "
+                          "address=\"\" to run on this machine") from error
+    return True
+
+
+def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = "", cpus_per_cell: int = 1,
+              gpus_per_cell: float | None = None, local_cpus: int | None = None,
+              cache_dir: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
+              cell_function: CellFunction = run_cell, progress: bool = True) -> SweepRun:
+    """Run the grid's missing cells as Ray tasks; each writes ``<output_dir>/alpha_split_sweep/<run-id>.json``.
+
+    Cells whose results file exists are skipped, so a rerun after a kill or a failure continues where
+    it stopped. One task loads the profile's data and puts it in Ray's object store, one trains the
+    original model (or finds it in the cache); the retrain cells start once the data is there, the ∇τ
+    cells once the original is too. A failed cell does not stop the others.
+
+    Args:
+        grid: from :func:`sweep_grid`.
+        output_dir: results folder (e.g. ``results``); on a cluster, storage every node writes to.
+        address: a Ray cluster (``"auto"``, ``"ray://head:10001"``); empty starts Ray on this machine
+            with ``local_cpus`` CPUs (default all). Ray already initialised is used as it is.
+        cpus_per_cell: CPUs each task declares; it also sets the task's torch threads.
+        gpus_per_cell: GPU fraction each task declares (0.25 = four cells per GPU); ``None`` = 0.25
+            when the cluster has GPUs, else 0.
+        cache_dir, data_root: checkpoint cache and data folders as the *workers* see them (default
+            ``$NABLATAU_CACHE_DIR`` or ``./checkpoints``, ``$NABLATAU_DATA_DIR`` or ``./data``, made
+            absolute); on a cluster both must be shared storage every node can read (and write, for the cache).
+        cell_function: what a task runs (default :func:`run_cell`); a picklable top-level function.
+        progress: show a bar over finished cells.
+
+    Returns:
+        A :class:`SweepRun`.
+
+    Raises:
+        ConfigError: resources the cluster cannot provide.
+        SweepError: some cells failed; the message lists them, the finished ones are saved, and
+            a rerun retries only the failed ones.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    problems = []
+    if not (_is_int(cpus_per_cell) and cpus_per_cell >= 1):
+        problems.append(f"cpus_per_cell must be a positive integer, got {cpus_per_cell!r}")
+    if gpus_per_cell is not None and not (_is_number(gpus_per_cell) and 0 <= gpus_per_cell <= 1):
+        problems.append(f"gpus_per_cell must be a GPU fraction in [0, 1] (e.g. 0.25) or None, got {gpus_per_cell!r}")
+    if not address and local_cpus is not None and _is_int(cpus_per_cell) and cpus_per_cell > local_cpus:
+        problems.append(f"cpus_per_cell={cpus_per_cell} exceeds local_cpus={local_cpus}: no task could start; "
+                        "lower cpus_per_cell")
+    raise_if_any(problems)
+    output_dir = Path(output_dir).resolve()
+    cache_dir = str(Path(cache_dir or os.environ.get("NABLATAU_CACHE_DIR") or "checkpoints").resolve())
+    data_root = str(data_dir(data_root).resolve())
+    cells = [*grid.retrain_cells, *grid.cells]  # retraining is the longest task: start it first
+    done = [cell for cell in cells if results_path(output_dir, NOTEBOOK, cell.config()).exists()]
+    run = SweepRun(grid, output_dir, done_before=done)
+    missing = [cell for cell in cells if cell not in set(done)]
+    if not missing:
+        run.wall_s = time.perf_counter() - start
+        return run
+
+    import ray
+
+    started_here = _start_ray(address, local_cpus)
+    failed: dict[str, str] = {}
+    pending: dict[Any, Cell | str] = {}
+    try:
+        resources = ray.cluster_resources()
+        if gpus_per_cell is None:
+            gpus_per_cell = 0.25 if resources.get("GPU", 0) > 0 else 0.0
+        problems = []
+        if cpus_per_cell > resources.get("CPU", 0):
+            problems.append(f"cpus_per_cell={cpus_per_cell} but the Ray cluster has {resources.get('CPU', 0):g} "
+                            "CPUs: no task could start; lower cpus_per_cell")
+        if gpus_per_cell > 0 and resources.get("GPU", 0) == 0:
+            problems.append(f"gpus_per_cell={gpus_per_cell} but the Ray cluster has no GPU; pass gpus_per_cell=0")
+        raise_if_any(problems)
+        task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell)(_in_worker)
+        submit_start = time.perf_counter()
+        data = task.options(name="load data").remote(load_sweep_data, cpus_per_cell, grid.dataset, grid.profile,
+                                                     data_root)
+        pending[data] = PREREQUISITES[0]
+        original = None
+        if any(cell.kind == "nablatau" for cell in missing):
+            original = task.options(name="original model").remote(_original_info, cpus_per_cell, data, cache_dir)
+            pending[original] = PREREQUISITES[1]
+        for cell in missing:
+            # A ∇τ cell receives the original's info only to wait for it: Ray starts a task once its arguments exist.
+            after = (original,) if cell.kind == "nablatau" else ()
+            ref = task.options(name=cell.label).remote(_run_after, cpus_per_cell, cell_function, cell, data,
+                                                       str(output_dir), cache_dir, *after)
+            pending[ref] = cell
+        with tqdm(total=len(cells), initial=len(done), desc=f"α₀ × fraction sweep ({grid.profile})", unit="cell",
+                  disable=not progress) as bar:
+            bar.set_postfix_str("loading the data and the original model first")
+            while pending:
+                (ready,), _ = ray.wait(list(pending), num_returns=1)
+                what = pending.pop(ready)
+                name = what.label if isinstance(what, Cell) else what
+                try:
+                    ray.get(ready)
+                    if isinstance(what, Cell):
+                        run.ran.append(what)
+                except Exception as error:  # noqa: BLE001 - every failure is reported at the end
+                    failed[name] = _error_line(error)
+                if isinstance(what, Cell):
+                    bar.update(1)
+                state = "failed" if name in failed else "done"
+                bar.set_postfix_str(f"{state}: {name}"[:60] + (f"; {len(failed)} failed" if failed else ""))
+        run.compute_s = time.perf_counter() - submit_start
+    finally:
+        for ref in pending:  # interrupted (e.g. Ctrl-C): stop what has not finished, keep what has
+            ray.cancel(ref)
+        if started_here:
+            ray.shutdown()
+    run.wall_s = time.perf_counter() - start
+    if failed:
+        # Cells waiting on a failed prerequisite (data, original) fail with its error: name each error once.
+        by_error: dict[str, list[str]] = {}
+        for name, why in failed.items():
+            by_error.setdefault(why, []).append(name)
+        lines = [f"- {names[0]}: {why}" + (f" (and {len(names) - 1} more tasks with this error)" if names[1:] else "")
+                 for why, names in by_error.items()]
+        lines = "\n".join(lines)
+        raise SweepError(
+            f"{len(failed)} of the sweep's tasks failed ({len(run.ran)} cells finished now, "
+            f"{len(done)} were done before; their results are saved under {output_dir / NOTEBOOK}):\n{lines}\n"
+            "Fix the cause and rerun to retry only them: finished cells are skipped.", failed)
+    return run
+
+
+def _run_after(function: CellFunction, cell: Cell, data: SweepData, output_dir: str, cache_dir: str,
+               *prerequisites: Any) -> Path:
+    return function(cell, data, output_dir, cache_dir)
+
+
+# --- Results ---------------------------------------------------------------------------------------------
+
+METRICS = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_loss_std", "mia_entropy", "runtime_s")
+
+
+def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) -> pd.DataFrame:
+    """One row per ∇τ cell found under ``<output_dir>/alpha_split_sweep/``, retraining joined by (fraction, seed).
+
+    Columns: ``dataset``, ``profile``, ``fraction``, ``alpha0``, ``seed``, ``is_rule``, ``epochs``,
+    :data:`METRICS`, the same with a ``retrain_`` prefix (NaN where no retrain file exists),
+    ``mia_reference`` (``"retrain"``, or ``"chance"`` where no retrain exists) and ``mia_gap`` =
+    |mia_loss − retrain's mia_loss|, or |mia_loss − 0.5| against chance. With ``grid``, only that
+    grid's files are read. Where two files hold the same coordinates with other settings (e.g. after
+    a profile changed), the newest is kept, with a warning naming the others.
+    """
+    folder = Path(output_dir) / NOTEBOOK
+    if grid is not None:
+        files = [results_path(output_dir, NOTEBOOK, c.config()) for c in [*grid.retrain_cells, *grid.cells]]
+        files = [path for path in files if path.exists()]
+    else:
+        files = sorted(folder.glob("*.json"))
+    rows = {"nablatau": [], "retrain": []}
+    for path in files:
+        payload = load_results(path)
+        config = payload.get("config", {})
+        if config.get("kind") not in rows:
+            continue
+        model = payload["models"][config["kind"]]
+        row = {"dataset": config["dataset"], "profile": config["profile"], "fraction": config["forget_fraction"],
+               "seed": config["seed"]}
+        row.update({name: model.get(name, np.nan) for name in METRICS})
+        if config["kind"] == "nablatau":
+            row.update(alpha0=config["alpha0"], epochs=model.get("config", {}).get("epochs", np.nan),
+                       is_rule=math.isclose(config["alpha0"], rule_alpha0(row["fraction"]), rel_tol=1e-6))
+        row.update(finished_at=payload.get("environment", {}).get("finished_at", ""), path=str(path))
+        rows[config["kind"]].append(row)
+    cells = _newest(pd.DataFrame(rows["nablatau"]), ["dataset", "profile", "fraction", "alpha0", "seed"])
+    retrains = _newest(pd.DataFrame(rows["retrain"]), ["dataset", "profile", "fraction", "seed"])
+    columns = ["dataset", "profile", "fraction", "alpha0", "seed", "is_rule", "epochs", *METRICS,
+               *(f"retrain_{m}" for m in METRICS), "mia_reference", "mia_gap", "path"]
+    if cells.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["dataset", "profile", "fraction", "seed"]
+    if retrains.empty:
+        retrains = pd.DataFrame(columns=[*keys, *METRICS])
+    retrains = retrains[[*keys, *METRICS]].rename(columns={m: f"retrain_{m}" for m in METRICS})
+    frame = cells.merge(retrains, on=keys, how="left")
+    has_retrain = frame["retrain_mia_loss"].notna()
+    frame["mia_reference"] = np.where(has_retrain, "retrain", "chance")
+    frame["mia_gap"] = (frame["mia_loss"] - frame["retrain_mia_loss"].where(has_retrain, 0.5)).abs()
+    return frame[columns].sort_values(["dataset", "profile", "fraction", "alpha0", "seed"]).reset_index(drop=True)
+
+
+def _newest(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    frame = frame.sort_values("finished_at")
+    stale = frame[frame.duplicated(keys, keep="last")]
+    if not stale.empty:
+        warnings.warn(f"{len(stale)} results files repeat cells of newer files with other settings and are ignored: "
+                      f"{', '.join(stale['path'])}; delete them if they are stale", stacklevel=3)
+    return frame.drop_duplicates(keys, keep="last")
+
+
+def _one_run(frame: pd.DataFrame) -> tuple[str, str]:
+    runs = frame[["dataset", "profile"]].drop_duplicates()
+    if len(runs) != 1:
+        raise ConfigError(f"the table holds {len(runs)} (dataset, profile) sweeps ({runs.values.tolist()}); pass one, "
+                          "e.g. frame[frame.profile == 'quick'], or load_sweep(..., grid=grid)")
+    return tuple(runs.iloc[0])
+
+
+def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per fraction: the rule's α₀ against the best α₀ tried there, averaged over seeds.
+
+    The best α₀ is the one (among the grid's and the rule's values run at that fraction) whose mean
+    ``mia_gap`` is smallest: loss-MIA closest to the retrained model's, or to chance (0.5) where no
+    retraining exists. ``mia_gap_difference`` = rule's gap − best gap (≥ 0, 0 when the rule is best);
+    ``test_acc_difference`` = rule's test accuracy − best's. ``mia_noise`` is the attack's mean std
+    over its cross-validation splits: a gap difference below it is within the attack's noise.
+    """
+    _one_run(frame)
+    means = frame.groupby(["fraction", "alpha0"])[["mia_gap", "test_acc", "mia_loss_std", "is_rule"]].mean()
+    rows = []
+    for fraction, group in means.groupby(level="fraction"):
+        group = group.droplevel("fraction")
+        best = group["mia_gap"].idxmin()
+        rule = rule_alpha0(fraction)
+        ruled = group[group["is_rule"] > 0]
+        rule_gap, rule_acc = (ruled["mia_gap"].iloc[0], ruled["test_acc"].iloc[0]) if len(ruled) else (np.nan, np.nan)
+        references = set(frame.loc[frame["fraction"] == fraction, "mia_reference"])
+        rows.append({"fraction": fraction, "rule_alpha0": rule, "best_alpha0": best,
+                     "rule_is_best": bool(math.isclose(best, rule, rel_tol=1e-6)),
+                     "rule_mia_gap": rule_gap, "best_mia_gap": group.loc[best, "mia_gap"],
+                     "mia_gap_difference": rule_gap - group.loc[best, "mia_gap"],
+                     "rule_test_acc": rule_acc, "best_test_acc": group.loc[best, "test_acc"],
+                     "test_acc_difference": rule_acc - group.loc[best, "test_acc"],
+                     "mia_noise": group["mia_loss_std"].mean(), "alphas_tried": len(group),
+                     "mia_reference": references.pop() if len(references) == 1 else "mixed"})
+    return pd.DataFrame(rows).set_index("fraction")
+
+
+def rule_verdicts(summary: pd.DataFrame) -> list[str]:
+    """Plain sentences from :func:`rule_summary`: an overall count, then per fraction whether the rule's α₀
+    is the best one tried and, where it is not, by how much (against the attack's own noise)."""
+    misses = [f"{fraction:.0%}" for fraction, row in summary.iterrows() if not row["rule_is_best"]]
+    lines = [f"The rule's α₀ is the best α₀ tried at {len(summary) - len(misses)} of {len(summary)} "
+             "forget fractions" + (f"; not at {', '.join(misses)}." if misses else ".")]
+    for fraction, row in summary.iterrows():
+        against = {"retrain": "the retrained model's", "chance": "chance (0.5)"}.get(
+            row["mia_reference"], "the reference (the retrained model's where it exists, else chance)")
+        head = f"forget {fraction:.0%}: the rule's α₀ = {row['rule_alpha0']:.3g}"
+        if math.isnan(row["rule_mia_gap"]):
+            lines.append(f"{head} has no result yet; rerun the sweep.")
+        elif row["rule_is_best"]:
+            lines.append(f"{head} is the best of the {row['alphas_tried']} α₀ tried: loss-MIA within "
+                         f"{row['rule_mia_gap']:.3f} of {against}.")
+        else:
+            noise = "within" if row["mia_gap_difference"] <= row["mia_noise"] else "beyond"
+            lines.append(f"{head} is NOT the best: α₀ = {row['best_alpha0']:.3g} brings loss-MIA within "
+                         f"{row['best_mia_gap']:.3f} of {against}, the rule within {row['rule_mia_gap']:.3f} "
+                         f"({row['mia_gap_difference']:.3f} worse, {noise} the attack's noise of "
+                         f"{row['mia_noise']:.3f}); test accuracy {row['rule_test_acc']:.3f} (rule) vs "
+                         f"{row['best_test_acc']:.3f}.")
+    return lines
+
+
+# --- Figures ---------------------------------------------------------------------------------------------
+
+HEATMAPS = (  # column, title, colour map, centre
+    ("mia_gap", "|loss-MIA − retrained model's loss-MIA|, lower is better", "rocket_r", None),
+    ("mia_loss", "loss-MIA, forget vs test (0.5 = chance)", "vlag", 0.5),
+    ("test_acc", "test accuracy", "viridis", None),
+)
+
+
+def _draw_rule(ax: Any, fractions: Sequence[float], alphas: Sequence[float]) -> None:
+    # Heatmap cells sit at integer + 0.5 on categorical axes; the rule's α₀ are columns, so the line
+    # passes through the rule's cells (np.interp places values between columns, if any).
+    x = np.interp([rule_alpha0(f) for f in fractions], alphas, np.arange(len(alphas))) + 0.5
+    ax.plot(x, np.arange(len(fractions)) + 0.5, color="white", linewidth=2.5)
+    ax.plot(x, np.arange(len(fractions)) + 0.5, color="black", linewidth=1.2, linestyle="--",
+            label="rule α₀ = 5/3 · fraction")
+
+
+def plot_heatmaps(frame: pd.DataFrame) -> Any:
+    """Heatmaps over (fraction, α₀), means over seeds: MIA gap, loss-MIA and test accuracy, the rule as a line.
+
+    Gaps measured against chance because no retraining exists for the cell are marked ``*``.
+    Returns a matplotlib ``Figure``.
+    """
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    dataset, profile = _one_run(frame)
+    means = frame.groupby(["fraction", "alpha0"]).mean(numeric_only=True)
+    chance = frame.assign(chance=frame["mia_reference"].eq("chance")).groupby(["fraction", "alpha0"])["chance"].any()
+    shape = means["mia_gap"].unstack("alpha0").shape
+    figure = Figure(figsize=(max(6.0, 0.6 * shape[1] + 2.5), 3 * (0.45 * shape[0] + 1.4)), layout="constrained")
+    for ax, (column, title, cmap, center) in zip(figure.subplots(3, 1), HEATMAPS):
+        table = means[column].unstack("alpha0")
+        marks = chance.unstack("alpha0").reindex_like(table).fillna(False).astype(bool)
+        annot = table.map(lambda v: f"{v:.2f}") + marks.map(lambda m: "*" if m and column == "mia_gap" else "")
+        sns.heatmap(table, ax=ax, mask=table.isna(), annot=annot.values, fmt="", cmap=cmap, center=center,
+                    linewidths=0.5, annot_kws={"fontsize": 7}, xticklabels=[f"{a:.3g}" for a in table.columns],
+                    yticklabels=[f"{f:g}" for f in table.index])
+        _draw_rule(ax, table.index, table.columns)
+        ax.tick_params(axis="y", rotation=0)
+        ax.invert_yaxis()
+        star = "\n(* no retraining: against chance, 0.5)" if column == "mia_gap" and marks.values.any() else ""
+        ax.set(xlabel="α₀", ylabel="forget fraction")
+        ax.set_title(f"{title}{star}", fontsize=10)
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", fontsize=8)
+    figure.suptitle(f"∇τ α₀ × forget fraction, {dataset}, profile {profile}, "
+                    f"mean over {frame['seed'].nunique()} seed(s)")
+    return figure
+
+
+def plot_rule_vs_best(frame: pd.DataFrame) -> Any:
+    """The rule's α₀ = 5/3 · fraction against the best α₀ tried at each fraction (:func:`rule_summary`)."""
+    from matplotlib.figure import Figure
+
+    dataset, profile = _one_run(frame)
+    summary = rule_summary(frame)
+    figure = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = figure.subplots()
+    tried = frame[["fraction", "alpha0"]].drop_duplicates()
+    ax.scatter(tried["fraction"], tried["alpha0"], s=12, color="lightgray", label="α₀ tried")
+    line = np.linspace(0, summary.index.max() * 1.05, 50)
+    ax.plot(line, 5 / 3 * line, color="black", linestyle="--", label="rule: α₀ = 5/3 · fraction")
+    ax.plot(summary.index, summary["best_alpha0"], marker="o", linestyle="", color="C3",
+            label="best α₀ (loss-MIA closest to retraining's)")
+    ax.set(xlabel="forget fraction", ylabel="α₀", title=f"rule vs best α₀, {dataset}, profile {profile}")
+    ax.legend(fontsize=8, loc="upper left")
+    return figure
+
+
+def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
+                        profile: str | None = None) -> list[Path]:
+    """Write the figures and table of every sweep saved under ``results_dir``; returns the files written.
+
+    Per (dataset, profile) found in ``<results_dir>/alpha_split_sweep/`` (only ``profile``'s when given):
+    heatmaps and the rule-vs-best plot as PNG and PDF, and a markdown table of :func:`rule_summary`
+    with :func:`rule_verdicts`, named ``alpha_split_sweep-<dataset>-<profile>-*``. Reads saved results
+    only; no sweep saved, no file.
+    """
+    frame = load_sweep(results_dir)
+    if profile is not None:
+        frame = frame[frame["profile"] == profile]
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (dataset, profile), group in frame.groupby(["dataset", "profile"]):
+        stem = figures_dir / f"{NOTEBOOK}-{dataset}-{profile}"
+        for name, figure in (("heatmaps", plot_heatmaps(group)), ("rule_vs_best", plot_rule_vs_best(group))):
+            for suffix in (".png", ".pdf"):
+                path = stem.with_name(f"{stem.name}-{name}{suffix}")
+                figure.savefig(path, dpi=150)
+                written.append(path)
+        summary = rule_summary(group)
+        text = (f"# ∇τ: the rule's α₀ vs the best α₀ per forget fraction ({dataset}, profile {profile})\n\n"
+                f"{group['seed'].nunique()} seed(s), {len(group)} cells. Best α₀: smallest mean "
+                "|loss-MIA − retrained model's loss-MIA| (against 0.5 where no retraining exists).\n\n"
+                f"{summary.reset_index().to_markdown(index=False, floatfmt='.3f')}\n\n"
+                + "".join(f"- {line}\n" for line in rule_verdicts(summary)))
+        path = stem.with_name(f"{stem.name}-rule_vs_best.md")
+        path.write_text(text)
+        written.append(path)
+    return written

@@ -1,0 +1,275 @@
+"""The α₀ × fraction sweep: grid rules, Ray runs that resume, results table, best α₀, figures.
+
+The Ray tests run the smoke grid on real CIFAR-10 (400 images, 2 training epochs) with Ray started
+once for the module on 2 CPUs; together they take about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+
+from nablatau.errors import ConfigError
+from nablatau.results import results_path, run_id, save_results
+from nablatau.sweep import (NOTEBOOK, Cell, SweepError, load_sweep, rule_alpha0, rule_summary, rule_verdicts,
+                            run_cell, run_sweep, sweep_grid, write_sweep_figures)
+
+ACCURACIES = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy")
+
+
+# --- Through Ray ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep_env(real_data_dir, tmp_path_factory):
+    """Ray on 2 local CPUs for the whole module, and one checkpoint cache shared by its tests."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Workers cannot import this test module: ship its functions (the failing cell below) by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield {"cache_dir": tmp_path_factory.mktemp("checkpoints"), "data_root": real_data_dir}
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    ray.shutdown()
+
+
+def _fail_once(cell, data, output_dir, cache_dir, *, markers: Path, target: str) -> Path:
+    """Record every execution as a marker file, fail ``target``'s first execution, otherwise run the cell."""
+    markers.mkdir(parents=True, exist_ok=True)
+    key = run_id(cell.config())
+    attempt = len(list(markers.glob(f"{key}-*")))
+    (markers / f"{key}-{attempt}").touch()
+    if cell.label == target and attempt == 0:
+        raise RuntimeError(f"failing {cell.label} on purpose")
+    return run_cell(cell, data, output_dir, cache_dir)
+
+
+def _executions(markers: Path, cell: Cell) -> int:
+    return len(list(markers.glob(f"{run_id(cell.config())}-*")))
+
+
+def test_the_smoke_grid_runs_through_ray_and_writes_one_result_per_cell(sweep_env, tmp_path):
+    grid = sweep_grid("smoke")
+    run = run_sweep(grid, output_dir=tmp_path, progress=False, **sweep_env)
+
+    assert len(grid.cells) == 4 and len(grid.retrain_cells) == 2  # 2 × 2 grid, the rule's α₀ among it
+    assert sorted((tmp_path / NOTEBOOK).glob("*.json")) == sorted(run.paths)
+    assert len(run.ran) == 6 and run.done_before == []
+    for cell in [*grid.cells, *grid.retrain_cells]:
+        payload = json.loads(results_path(tmp_path, NOTEBOOK, cell.config()).read_text())
+        assert payload["config"]["forget_fraction"] == cell.fraction and payload["config"]["seed"] == cell.seed
+        assert payload["environment"]["cpu_threads"] == 1  # the task's declared CPU count
+        (name, metrics), = payload["models"].items()
+        assert name == cell.kind
+        assert all(0 <= metrics[key] <= 1 for key in ACCURACIES), metrics
+        assert metrics["runtime_s"] > 0 and metrics["history"]
+        if cell.kind == "nablatau":
+            assert payload["config"]["alpha0"] == cell.alpha0
+            assert metrics["config"]["alpha0"] == cell.alpha0
+            assert metrics["config"]["epochs"] == min(metrics["config"]["rule_epochs"], 80)
+            assert len(metrics["history"]) == metrics["config"]["epochs"]
+
+    frame = load_sweep(tmp_path, grid=grid)
+    assert len(frame) == 4 and frame["retrain_mia_loss"].notna().all()
+    assert (frame["mia_gap"] - (frame["mia_loss"] - frame["retrain_mia_loss"]).abs()).abs().max() < 1e-12
+    assert frame["is_rule"].tolist() == [True, False, False, True]
+
+    # Everything is done: a rerun skips every cell and rewrites nothing.
+    stamps = {path: path.stat().st_mtime_ns for path in run.paths}
+    again = run_sweep(grid, output_dir=tmp_path, progress=False, **sweep_env)
+    assert again.ran == [] and len(again.done_before) == 6
+    assert {path: path.stat().st_mtime_ns for path in run.paths} == stamps
+
+
+def test_a_failed_cell_is_reported_and_a_rerun_runs_only_the_missing_cell(sweep_env, tmp_path):
+    grid = sweep_grid("smoke", fractions=[0.06])  # ∇τ at α₀ 0.1 (the rule) and 0.5, one retraining
+    target = next(cell for cell in grid.cells if cell.alpha0 == 0.5)
+    others = [cell for cell in [*grid.cells, *grid.retrain_cells] if cell != target]
+    markers = tmp_path / "markers"
+    flaky = functools.partial(_fail_once, markers=markers, target=target.label)
+    output = tmp_path / "results"
+
+    with pytest.raises(SweepError, match=re.escape(target.label)) as failure:
+        run_sweep(grid, output_dir=output, cell_function=flaky, progress=False, **sweep_env)
+    assert "rerun to retry only them" in str(failure.value)
+    assert list(failure.value.failed) == [target.label]
+    assert "failing" in failure.value.failed[target.label] and "on purpose" in failure.value.failed[target.label]
+    assert not results_path(output, NOTEBOOK, target.config()).exists()
+    assert all(results_path(output, NOTEBOOK, cell.config()).exists() for cell in others)
+
+    run = run_sweep(grid, output_dir=output, cell_function=flaky, progress=False, **sweep_env)
+    assert run.ran == [target] and sorted(run.done_before, key=str) == sorted(others, key=str)
+    assert _executions(markers, target) == 2
+    assert all(_executions(markers, cell) == 1 for cell in others)
+    assert all(path.exists() for path in run.paths)
+
+
+def _always_fail(cell, data, output_dir, cache_dir) -> Path:
+    raise RuntimeError("the same bug in every cell")
+
+
+def test_cells_failing_alike_are_all_recorded_and_their_error_named_once(sweep_env, tmp_path):
+    grid = sweep_grid("smoke", fractions=[0.06])
+    with pytest.raises(SweepError) as failure:
+        run_sweep(grid, output_dir=tmp_path, cell_function=_always_fail, progress=False, **sweep_env)
+    assert sorted(failure.value.failed) == sorted(cell.label for cell in [*grid.cells, *grid.retrain_cells])
+    message = str(failure.value)
+    assert message.count("the same bug in every cell") == 1 and "(and 2 more tasks with this error)" in message
+    assert not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.parametrize("resources, message", [
+    ({"cpus_per_cell": 0}, "cpus_per_cell must be a positive integer"),
+    ({"gpus_per_cell": 2}, "gpus_per_cell must be a GPU fraction"),
+    ({"cpus_per_cell": 3}, "the Ray cluster has 2 CPUs"),
+    ({"gpus_per_cell": 0.5}, "has no GPU; pass gpus_per_cell=0"),
+])
+def test_resources_that_no_task_could_get_are_refused_before_any_work(sweep_env, tmp_path, resources, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_sweep(sweep_grid("smoke"), output_dir=tmp_path, progress=False, **sweep_env, **resources)
+    assert not (tmp_path / NOTEBOOK).exists()
+
+
+# --- The grid ------------------------------------------------------------------------------------
+
+
+def test_the_rules_alpha_is_added_at_every_fraction_and_marked():
+    grid = sweep_grid("smoke", fractions=[0.1, 0.3], alphas=[0.2, 0.5], seeds=[1, 2])
+    assert grid.alphas_at(0.1) == [(rule_alpha0(0.1), True), (0.2, False), (0.5, False)]
+    assert rule_alpha0(0.1) == pytest.approx(5 / 3 * 0.1, abs=1e-6)
+    # At 30 % the rule's α₀ is 0.5, already a grid value: the cell is marked, not repeated.
+    assert grid.alphas_at(0.3) == [(0.2, False), (0.5, True)]
+    assert len(grid.cells) == (3 + 2) * 2 and len(grid.retrain_cells) == 2 * 2
+    assert sum(cell.is_rule for cell in grid.cells) == 2 * 2  # one rule cell per fraction and seed
+
+
+def test_the_paper_grid_is_the_references():
+    grid = sweep_grid("paper")
+    assert grid.fractions == grid.alphas == (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+    assert grid.seeds == (1, 2, 3) and grid.max_epochs == 80
+    # 12 α₀ per fraction plus the rule's, which is a grid value only at 15 % (0.25) and 30 % (0.5).
+    assert len(grid.cells) == (10 * 13 + 2 * 12) * 3 and len(grid.retrain_cells) == 36
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"profile": "huge"}, "profile must be one of ['paper', 'quick', 'smoke']"),
+    ({"dataset": "mnist"}, "dataset must be one of"),
+    ({"fractions": [0.0]}, "fraction 0.0 is not in (0, 1)"),
+    ({"fractions": [1.2]}, "fraction 1.2 is not in (0, 1)"),
+    ({"fractions": [0.7]}, "gives the rule's α₀ 5/3 · 0.7 = 1.167 > 1"),
+    ({"fractions": [0.001]}, "forgets no image"),
+    ({"fractions": []}, "fractions must be a non-empty list"),
+    ({"alphas": [-0.1]}, "alpha -0.1 is not in [0, 1]"),
+    ({"alphas": [1.5]}, "alpha 1.5 is not in [0, 1]"),
+    ({"alphas": "0.1"}, "alphas must be a non-empty list"),
+    ({"seeds": [-1]}, "seed -1 is not a non-negative integer"),
+    ({"seeds": [1.5]}, "seed 1.5 is not a non-negative integer"),
+    ({"max_epochs": 0}, "max_epochs must be a positive integer"),
+])
+def test_bad_grids_are_refused_with_the_fix(arguments, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        sweep_grid(**{"profile": "smoke", **arguments})
+
+
+def test_every_problem_of_a_grid_is_listed_at_once():
+    with pytest.raises(ValueError, match="Found 3 problems") as error:
+        sweep_grid("smoke", fractions=[2.0], alphas=[-1.0], seeds=[])
+    assert "fraction 2.0" in str(error.value) and "alpha -1.0" in str(error.value) and "seeds" in str(error.value)
+
+
+# --- Results, best α₀ and figures from synthetic result files ------------------------------------------
+
+
+def _save(output_dir: Path, cell: Cell, **metrics: float) -> Path:
+    entry = {"retain_acc": 0.9, "forget_acc": 0.8, "test_acc": 0.5, "mia_loss": 0.5, "mia_loss_std": 0.01,
+             "mia_entropy": 0.5, "runtime_s": 1.0, "history": [], "config": {"epochs": 3}, **metrics}
+    return save_results(output_dir, NOTEBOOK, config=cell.config(), models={cell.kind: entry})
+
+
+def _synthetic_sweep(output_dir: Path, profile: str = "smoke", retrain_seeds: tuple[int, ...] = (1,)) -> None:
+    """Fraction 0.1: the rule (α₀ 0.166667) wins on the mean over seeds although seed 1 prefers 0.2.
+    Fraction 0.3: the rule (0.5) loses to 0.2. Retraining (MIA 0.6) exists for ``retrain_seeds`` only."""
+    grid = sweep_grid(profile, fractions=[0.1, 0.3], alphas=[0.2, 0.5], seeds=[1, 2])
+    gaps = {(0.1, 0.2): (0.0, 0.10), (0.1, rule_alpha0(0.1)): (0.04, 0.04), (0.1, 0.5): (0.2, 0.2),
+            (0.3, 0.2): (0.01, 0.03), (0.3, 0.5): (0.05, 0.07)}
+    for cell in grid.cells:
+        gap = gaps[cell.fraction, cell.alpha0][cell.seed - 1]
+        _save(output_dir, cell, mia_loss=0.6 + gap, test_acc=0.5 - cell.alpha0 / 10)
+    for cell in grid.retrain_cells:
+        if cell.seed in retrain_seeds:
+            _save(output_dir, cell, mia_loss=0.6)
+
+
+def test_load_sweep_joins_retraining_and_falls_back_to_chance(tmp_path):
+    _synthetic_sweep(tmp_path)
+    frame = load_sweep(tmp_path)
+    assert len(frame) == 10  # 5 (fraction, α₀) × 2 seeds; retrain files are joined, not rows
+    with_retrain = frame[frame["seed"] == 1]
+    assert (with_retrain["mia_reference"] == "retrain").all() and (with_retrain["retrain_mia_loss"] == 0.6).all()
+    assert with_retrain["mia_gap"].round(9).tolist() == [0.04, 0.0, 0.2, 0.01, 0.05]
+    without = frame[frame["seed"] == 2]
+    assert (without["mia_reference"] == "chance").all() and without["retrain_mia_loss"].isna().all()
+    assert without["mia_gap"].tolist() == pytest.approx([abs(0.6 + g - 0.5) for g in (0.04, 0.1, 0.2, 0.03, 0.07)])
+    assert frame.loc[frame["is_rule"], ["fraction", "alpha0"]].drop_duplicates().values.tolist() == [
+        [0.1, rule_alpha0(0.1)], [0.3, 0.5]]
+
+
+def test_load_sweep_keeps_the_newest_of_repeated_cells_and_says_so(tmp_path):
+    cell = sweep_grid("smoke", fractions=[0.3], alphas=[0.5]).cells[0]
+    stale = Cell(**{**cell.__dict__, "max_epochs": 10})  # same coordinates, other settings
+    old = _save(tmp_path, stale, mia_loss=0.9)
+    payload = json.loads(old.read_text())
+    payload["environment"]["finished_at"] = "2000-01-01T00:00:00+00:00"
+    old.write_text(json.dumps(payload))
+    _save(tmp_path, cell, mia_loss=0.7)
+    with pytest.warns(UserWarning, match=re.escape(old.name)):
+        frame = load_sweep(tmp_path)
+    assert frame["mia_loss"].tolist() == [0.7]
+
+
+def test_the_best_alpha_minimises_the_mean_gap_over_seeds(tmp_path):
+    _synthetic_sweep(tmp_path, retrain_seeds=(1, 2))
+    summary = rule_summary(load_sweep(tmp_path))
+    at_10, at_30 = summary.loc[0.1], summary.loc[0.3]
+    assert at_10["best_alpha0"] == rule_alpha0(0.1) and at_10["rule_is_best"]  # mean gap 0.04 < 0.05
+    assert at_10["mia_gap_difference"] == 0 and at_10["alphas_tried"] == 3
+    assert at_30["best_alpha0"] == 0.2 and not at_30["rule_is_best"]
+    assert at_30["mia_gap_difference"] == pytest.approx(0.04)  # rule 0.06 − best 0.02
+    assert at_30["test_acc_difference"] == pytest.approx(-0.03)  # (0.5 − 0.05) − (0.5 − 0.02)
+    overall, at_10_line, at_30_line = rule_verdicts(summary)
+    assert overall == "The rule's α₀ is the best α₀ tried at 1 of 2 forget fractions; not at 30%."
+    assert "forget 10%" in at_10_line and "is the best of the 3" in at_10_line
+    assert "forget 30%" in at_30_line and "is NOT the best: α₀ = 0.2" in at_30_line
+    assert "beyond the attack's noise of 0.010" in at_30_line
+
+
+def test_rule_summary_refuses_a_table_of_several_sweeps(tmp_path):
+    _synthetic_sweep(tmp_path, "smoke")
+    _synthetic_sweep(tmp_path, "quick")
+    with pytest.raises(ConfigError, match="2 \\(dataset, profile\\) sweeps"):
+        rule_summary(load_sweep(tmp_path))
+
+
+def test_write_sweep_figures_writes_figures_and_a_table_per_sweep(tmp_path):
+    assert write_sweep_figures(tmp_path / "results", tmp_path / "figures") == []  # nothing saved, nothing written
+    _synthetic_sweep(tmp_path / "results", "smoke")
+    _synthetic_sweep(tmp_path / "results", "quick")
+    only_smoke = write_sweep_figures(tmp_path / "results", tmp_path / "smoke", profile="smoke")
+    assert len(only_smoke) == 5 and all("-smoke-" in path.name for path in only_smoke)
+    written = write_sweep_figures(tmp_path / "results", tmp_path / "figures")
+    names = sorted(path.name for path in written)
+    assert names == sorted(f"alpha_split_sweep-cifar10-{profile}-{name}"
+                           for profile in ("quick", "smoke") for name in
+                           ("heatmaps.png", "heatmaps.pdf", "rule_vs_best.png", "rule_vs_best.pdf", "rule_vs_best.md"))
+    for path in written:
+        head = path.read_bytes()[:8]
+        assert {".png": head.startswith(b"\x89PNG"), ".pdf": head.startswith(b"%PDF"),
+                ".md": head.startswith(b"# ")}[path.suffix], path
+    table = (tmp_path / "figures" / "alpha_split_sweep-cifar10-smoke-rule_vs_best.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert "rule_alpha0" in rows[0] and "best_alpha0" in rows[0] and len(rows) == 2 + 2  # header, rule, 2 fractions
+    assert "is NOT the best: α₀ = 0.2" in table
