@@ -490,17 +490,20 @@ def loaders(
     collate_fn: Callable[[list[Any]], Any] | None = None,
     num_workers: int = 0,
     device: torch.device | str | None = None,
+    shuffle: bool = True,
 ) -> dict[str, DataLoader | ResidentLoader]:
     """One loader per split (keys retain, forget, val, test and the extras).
 
     Retain and forget are shuffled with their own seeded generators, so a run is reproducible and the
     order of one does not depend on how far the other was iterated; the others keep their order.
+    ``shuffle=False`` keeps every split in order: loaders for measuring, whose results then do not
+    depend on how often a shuffled loader was iterated before.
     With ``device`` set and tensor-backed splits that fit (half the free GPU memory), the splits are
     copied to the device once and served by :class:`ResidentLoader` (the CUDA fast path).
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    shuffled = {"retain": seed, "forget": seed + 1}
+    shuffled = {"retain": seed, "forget": seed + 1} if shuffle else {}
     named = dict(splits.items())
     generator = {name: torch.Generator().manual_seed(shuffled[name]) if name in shuffled else None
                  for name in named}

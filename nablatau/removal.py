@@ -167,7 +167,10 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
     batch_sizes = {settings["unlearn_batch_size"],
                    *(IMAGE_METHOD_SETTINGS[m].get("batch_size", settings["unlearn_batch_size"]) for m in methods)}
     batches = {size: loaders(splits, batch_size=size, seed=seed, device=device) for size in batch_sizes}
-    measured = {name: loader for name, loader in batches[settings["unlearn_batch_size"]].items() if name != "val"}
+    # Measured in a fixed order: the attack's cross-validation folds follow the sample order, and a
+    # shuffled loader's order depends on how often it was iterated (by the methods run before).
+    in_order = loaders(splits, batch_size=settings["unlearn_batch_size"], device=device, shuffle=False)
+    measured = {name: loader for name, loader in in_order.items() if name != "val"}
 
     def measure(model: nn.Module, keep_losses: bool = False) -> dict[str, Any]:
         return evaluate(model, measured, attack=attack, seed=seed, sample_losses=keep_losses)

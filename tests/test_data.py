@@ -477,6 +477,9 @@ def test_loaders_shuffle_retain_and_forget_deterministically():
     assert sorted(order(first["retain"])) == sorted(float(i) for i in splits.retain.indices)  # no drop_last
     assert order(first["retain"]) != sorted(order(first["retain"]))  # really shuffled
     assert order(first["val"]) == [1000.0 + i for i in splits.val.indices]  # kept in order
+    in_order = loaders(splits, 16, shuffle=False)
+    assert order(in_order["retain"]) == [float(i) for i in splits.retain.indices]  # for measuring
+    assert order(in_order["forget"]) == order(in_order["forget"])  # the same every time it is read
     with pytest.raises(ConfigError, match="batch_size must be a positive integer, got 0"):
         loaders(splits, 0)
 
