@@ -232,10 +232,12 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
         config, models = run["config"], run["models"]
         name = _slug(notebook, config["dataset"], config["profile"], config.get("forget_fraction"),
                      _classes(config.get("forget_classes")), f"seed{config['seed']}")
-        title = f"{config['dataset']}, {_parameters(config)}"
+        title = _parameters(config)
         figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-        plot_epoch_curves(models, "mia_loss", ax=axes[0], title=title)
-        plot_epoch_curves(models, "test_acc", ax=axes[1], title=title)
+        plot_epoch_curves(models, "mia_loss", ax=axes[0], title="loss-MIA after every epoch")
+        plot_epoch_curves(models, "test_acc", ax=axes[1], title="test accuracy after every epoch")
+        figure.suptitle(f"{notebook.replace('_', ' ')}: {title}")
+        figure.tight_layout()
         index.add(save_figure(figure, out / f"{name}-curves"),
                   "loss-MIA and test accuracy after every epoch, ∇τ vs finetuning (retrain dashed)", [run], notebook)
         nonmembers = "test_forget_class" if config.get("forget_classes") else "test"

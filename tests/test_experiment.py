@@ -89,8 +89,8 @@ def test_compare_methods_runs_each_on_a_copy_and_reports_metrics():
 def test_compare_methods_refuses_unknown_methods_and_stray_settings_before_any_work():
     from nablatau.experiment import compare_methods, ranking
 
-    with pytest.raises(ConfigError, match=r"unknown method 'ssd'; choose from \['amnesiac'"):
-        compare_methods(torch.nn.Linear(4, 3), _tiny_loaders(), ["nablatau", "ssd"])
+    with pytest.raises(ConfigError, match=r"unknown method 'sdd'; choose from \['amnesiac'"):
+        compare_methods(torch.nn.Linear(4, 3), _tiny_loaders(), ["nablatau", "sdd"])
     with pytest.raises(ConfigError, match=r"not run: \['scrub'\]"):
         compare_methods(torch.nn.Linear(4, 3), _tiny_loaders(), ["nablatau"], method_settings={"scrub": {}})
     with pytest.raises(ConfigError, match="reference model 'retrain' is missing"):
