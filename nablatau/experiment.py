@@ -285,13 +285,22 @@ def ranking(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss", r
 
 
 def closest_to_retrain(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss") -> str:
-    """A sentence naming the methods by |metric − retrain's metric| and where ∇τ ranks."""
-    order = ranking(models, metric)
+    """A sentence naming the methods by |metric − retrain's metric| and where ∇τ ranks.
+
+    Gaps are compared as printed (3 decimals), so equal printed gaps are called a tie, not a win.
+    """
+    order = [(name, round(gap, 3)) for name, gap in ranking(models, metric)]
     listing = ", ".join(f"{name} ({gap:.3f})" for name, gap in order)
-    names = [name for name, _ in order]
-    if "nablatau" not in names:
+    gaps = dict(order)
+    if "nablatau" not in gaps:
         return f"Closest to the retrained model's {metric}: {listing}."
-    position = names.index("nablatau") + 1
-    verdict = ("∇τ is the closest method to the retrained model" if position == 1
-               else f"∇τ is NOT the closest method: it ranks {position} of {len(order)}")
+    own = gaps["nablatau"]
+    position = 1 + sum(gap < own for gap in gaps.values())
+    tied = [name for name, gap in order if gap == own and name != "nablatau"]
+    if position > 1:
+        verdict = f"∇τ is NOT the closest method: it ranks {position} of {len(order)}"
+    elif tied:
+        verdict = f"∇τ is tied for the closest method with {', '.join(tied)}"
+    else:
+        verdict = "∇τ is the closest method to the retrained model"
     return f"Closest to the retrained model's {metric}: {listing}. {verdict} on {metric}."

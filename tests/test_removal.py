@@ -140,6 +140,8 @@ def test_closest_to_retrain_says_when_nablatau_is_not_closest():
     assert "∇τ is NOT the closest method: it ranks 2 of 2" in sentence
     models["nablatau"]["mia_loss"] = 0.5
     assert "∇τ is the closest method" in closest_to_retrain(models)
+    models["finetune"]["mia_loss"] = 0.5002  # the same gap as printed: a tie, not a win
+    assert "∇τ is tied for the closest method with finetune" in closest_to_retrain(models)
 
 
 def _must_not_run(*args, **kwargs):
