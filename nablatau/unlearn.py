@@ -1,7 +1,8 @@
 """∇τ: Gradient-based and Task-Agnostic machine Unlearning.
 
-Trippa, Campli, Bisazza, Spampinato, Quaglia, Di Santo, Scardapane, Guarrasi (2024),
-arXiv:2403.14339. Faithful to the authors' reference notebooks unless a parameter says otherwise.
+Daniel Trippa, Cesare Campagnano, Maria Sofia Bucarelli, Gabriele Tolomei, Fabrizio Silvestri (2024),
+arXiv:2403.14339. Faithful to the authors' reference notebooks (GitHub dnl-trpp/Nabla-Tau) unless a
+parameter says otherwise.
 
 At every step, with one forget batch F and one retain batch R,
 
@@ -13,6 +14,11 @@ off once the forget loss reaches the loss of unseen data (it has zero gradient w
 at or above L̄_val), so forget samples end up looking like non-members rather than being destroyed.
 The second term keeps the model good on the retained data. α starts at α₀ = 5/3 · forget fraction and
 decays linearly to 0, so unlearning ends as fine-tuning on the retain set: no hyperparameter tuning.
+
+The ascent term has two shapes in the authors' code (``ascent=``): the image notebooks square the ReLU,
+``relu(L̄_val − mean ℓ_F)²`` (one-sided, the paper's equation, the default); the text notebook writes
+``relu((L̄_val − mean ℓ_F)²)``, which is the plain square (two-sided): it also pulls a forget loss that
+is *above* L̄_val back down to it.
 """
 
 from __future__ import annotations
@@ -75,15 +81,23 @@ def retain_restart_period(n_retain_batches: int, n_forget_batches: int) -> int:
     return max(1, n_retain_batches // n_forget_batches)
 
 
+#: The shapes of the ascent term: ``"one_sided"`` = ReLU(Δ)², the paper's equation and the reference's
+#: image notebooks; ``"two_sided"`` = ReLU(Δ²) = Δ², the reference's text notebook (Unlearning_main_NLP).
+ASCENTS = ("one_sided", "two_sided")
+
+
 def nablatau_objective(forget_losses: torch.Tensor, retain_losses: torch.Tensor, target_loss: float,
-                       alpha: float) -> torch.Tensor:
+                       alpha: float, ascent: str = "one_sided") -> torch.Tensor:
     """α · ReLU(L̄_val − mean forget loss)² + (1 − α) · mean retain loss: the paper's Eq. for one step.
 
-    The ascent term has zero gradient once the forget loss reaches ``target_loss`` (L̄_val): forget
-    samples are pushed until they look like unseen data, not beyond.
+    One-sided (the default), the ascent term has zero gradient once the forget loss reaches
+    ``target_loss`` (L̄_val): forget samples are pushed until they look like unseen data, not beyond.
+    Two-sided (``ascent="two_sided"``, the reference text notebook's ``relu(delta_val_loss**2)``), it is
+    (L̄_val − mean forget loss)², which also lowers a forget loss that is above L̄_val.
     """
-    ascent = torch.relu(target_loss - forget_losses.mean()) ** 2
-    return alpha * ascent + (1.0 - alpha) * retain_losses.mean()
+    delta = target_loss - forget_losses.mean()
+    pull = torch.relu(delta) ** 2 if ascent == "one_sided" else delta ** 2
+    return alpha * pull + (1.0 - alpha) * retain_losses.mean()
 
 
 # --- The loop ------------------------------------------------------------------------------------
@@ -153,7 +167,7 @@ def _cycle(loader: DataLoader) -> Iterator[Any]:
 
 
 def _validate(forget: DataLoader, retain: DataLoader, val: DataLoader, alpha0: float | None,
-              epochs: int | None, lr: float, refresh_every: int) -> None:
+              epochs: int | None, lr: float, refresh_every: int, ascent: str = "one_sided") -> None:
     problems = []
     for name, loader in (("forget", forget), ("retain", retain), ("val", val)):
         if len(loader) == 0:
@@ -166,6 +180,9 @@ def _validate(forget: DataLoader, retain: DataLoader, val: DataLoader, alpha0: f
         problems.append(f"lr must be > 0, got {lr}")
     if refresh_every < 1:
         problems.append(f"refresh_every must be >= 1, got {refresh_every}")
+    if ascent not in ASCENTS:
+        problems.append(f"ascent must be one of {ASCENTS}, got {ascent!r}: 'one_sided' is the paper's equation "
+                        "(image notebooks), 'two_sided' the reference text notebook's")
     raise_if_any(problems)
 
 
@@ -182,6 +199,7 @@ def unlearn(
     lr: float = 1e-3,
     lr_end_factor: float | None = 0.1,
     refresh_every: int = 5,
+    ascent: str = "one_sided",
     train_mode: bool = False,
     callback: EpochCallback | None = None,
     seed: int | None = None,
@@ -201,8 +219,12 @@ def unlearn(
         lr_end_factor: LinearLR goes 1 → this over the epochs, stepped per epoch; ``None`` keeps
             the learning rate constant (the reference's text runs).
         refresh_every: recompute L̄_val every this many epochs (:func:`refreshes_target_loss`).
-        train_mode: run the model in train mode. The reference keeps vision models in eval mode so
-            BatchNorm statistics stay frozen, and uses train mode (dropout) for text.
+        ascent: ``"one_sided"`` (default: ReLU(Δ)², the paper and the image notebooks) or
+            ``"two_sided"`` (Δ², the reference text notebook); see :func:`nablatau_objective`.
+        train_mode: run the steps in train mode. The reference keeps vision models in eval mode so
+            BatchNorm statistics stay frozen, and uses train mode (dropout) for text and in its α₀
+            sweep. L̄_val is always measured in eval mode, as the reference does (``net.eval()``
+            before the validation pass), so dropout does not inflate the target.
         callback: called as ``callback(epoch, model)`` after each epoch; a returned mapping is added
             to that epoch's history row (e.g. MIA and accuracy for curves over epochs). Its time is
             kept out of ``wall_time_s`` and ``elapsed_s`` and reported as ``config["callback_s"]``.
@@ -232,7 +254,7 @@ def unlearn(
         >>> result.history[-1]["alpha"] > 0
         True
     """
-    _validate(forget, retain, val, alpha0, epochs, lr, refresh_every)
+    _validate(forget, retain, val, alpha0, epochs, lr, refresh_every, ascent)
     n_forget_batches, n_retain_batches = len(forget), len(retain)
     if alpha0 is None:
         alpha0 = default_alpha0(dataset_size(forget), dataset_size(retain))
@@ -246,7 +268,7 @@ def unlearn(
     restart_every = retain_restart_period(n_retain_batches, n_forget_batches)
     config = dict(
         method="nablatau", alpha0=alpha0, epochs=epochs, lr=lr, optimizer="adamw",
-        lr_end_factor=lr_end_factor, refresh_every=refresh_every, train_mode=train_mode,
+        lr_end_factor=lr_end_factor, refresh_every=refresh_every, ascent=ascent, train_mode=train_mode,
         retain_restart_every=restart_every, n_forget=dataset_size(forget),
         n_retain=dataset_size(retain), n_val=dataset_size(val), seed=seed,
     )
@@ -278,7 +300,9 @@ def unlearn(
     try:
         for epoch in bar:
             if ascends and refreshes_target_loss(epoch, refresh_every):
+                model.eval()  # the loss of unseen data as the model predicts it, without dropout
                 target_loss = mean_loss(model, val, loss)
+                model.train(train_mode)
             if epoch % restart_every == 0:
                 retain_batches = _cycle(retain)
             alpha = alpha_at(epoch, alpha0, epochs)
@@ -291,7 +315,7 @@ def unlearn(
                         forget_losses = loss(forward(model, _fast(forget_inputs, on_cuda)).float(), forget_targets)
                     retain_losses = loss(forward(model, _fast(retain_inputs, on_cuda)).float(), retain_targets)
                 if ascends:
-                    total = nablatau_objective(forget_losses, retain_losses, target_loss, alpha)
+                    total = nablatau_objective(forget_losses, retain_losses, target_loss, alpha, ascent)
                     forget_sum += float(forget_losses.detach().sum())
                     forget_count += forget_losses.numel()
                 else:

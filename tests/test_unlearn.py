@@ -84,6 +84,49 @@ def test_ascent_raises_forget_loss_while_below_the_target():
     assert torch.allclose(forget.grad, torch.full((2,), -2 * 0.5 * 1.0 / 2))
 
 
+def test_two_sided_ascent_lowers_a_forget_loss_above_the_target_and_one_sided_does_not():
+    # The reference text notebook writes relu(delta_val_loss**2) = Δ², the image notebooks relu(Δ)².
+    def forget_gradient(ascent):
+        forget = torch.tensor([3.0, 4.0], requires_grad=True)  # mean 3.5, above the target 2.0
+        nablatau_objective(forget, torch.tensor([0.1]), target_loss=2.0, alpha=0.5, ascent=ascent).backward()
+        return forget.grad
+
+    assert torch.equal(forget_gradient("one_sided"), torch.zeros(2))
+    # d/df_i of α·(T − mean f)² = −2α(T − mean f)/n = +0.75 > 0: descending it lowers the forget loss.
+    assert torch.allclose(forget_gradient("two_sided"), torch.full((2,), -2 * 0.5 * (2.0 - 3.5) / 2))
+
+
+def test_both_ascent_shapes_agree_below_the_target():
+    forget, retain = torch.tensor([0.5, 1.5]), torch.tensor([0.1])
+    one = nablatau_objective(forget, retain, target_loss=2.0, alpha=0.5, ascent="one_sided")
+    two = nablatau_objective(forget, retain, target_loss=2.0, alpha=0.5, ascent="two_sided")
+    assert float(one) == float(two)
+
+
+def test_ascent_shape_is_recorded_and_checked():
+    loaders = make_loader(16, seed=1), make_loader(80, seed=2), make_loader(24, seed=3)
+    result = nablatau.unlearn(tiny_model(), *loaders, epochs=1, ascent="two_sided", progress=False)
+    assert result.config["ascent"] == "two_sided"
+    assert nablatau.unlearn(tiny_model(), *loaders, epochs=0, progress=False).config["ascent"] == "one_sided"
+    with pytest.raises(ConfigError, match="ascent must be one of"):
+        nablatau.unlearn(tiny_model(), *loaders, ascent="both", progress=False)
+
+
+def test_target_loss_is_measured_in_eval_mode_even_when_the_steps_run_in_train_mode():
+    # The reference calls net.eval() before the validation pass: dropout must not inflate L̄_val.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    forget, retain, val = make_loader(16, seed=1), make_loader(80, seed=2), make_loader(24, seed=3)
+    expected = mean_loss(model.eval(), val)
+    model.train()
+    with torch.no_grad():
+        in_train_mode = mean_loss(model, val)
+    assert in_train_mode != pytest.approx(expected)  # dropout changes the loss: the check can fail
+    result = nablatau.unlearn(model, forget, retain, val, epochs=1, train_mode=True, progress=False)
+    assert result.history[0]["target_loss"] == pytest.approx(expected, rel=1e-6)
+    assert model.training  # the caller's mode is restored
+
+
 # --- The loop ------------------------------------------------------------------------------------
 
 def test_defaults_resolve_from_the_rules_and_history_tracks_alpha():
