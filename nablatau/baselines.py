@@ -10,8 +10,8 @@ targets) tasks alike. ``val`` is accepted by all of them for a uniform signature
 :func:`finetune` (through ∇τ) uses it. :func:`retrain` takes a training ``recipe`` instead of
 unlearning settings.
 
-- :func:`finetune`: fine-tuning on the retain set, run as ∇τ with α = 0 for twice ∇τ's epochs, as in the
-  ∇τ reference notebooks (Trippa et al. 2024, arXiv:2403.14339).
+- :func:`finetune`: fine-tuning on the retain set, run as ∇τ with α = 0 for the reference's fine-tuning
+  epochs (:func:`finetune_epochs`), as in the ∇τ reference notebooks (Trippa et al. 2024, arXiv:2403.14339).
 - :func:`neggrad_plus`: NegGrad+, descent on the retain set and ascent on the forget set, weighted by β
   (Kurmanji, Triantafillou, Hayes, Triantafillou, "Towards Unbounded Machine Unlearning", NeurIPS 2023,
   arXiv:2302.09880).
@@ -56,7 +56,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from .batches import channels_last, forward, model_device, unpack
@@ -256,6 +256,47 @@ def fisher_importance(model: nn.Module, batches: Iterable[Any], loss: PerSampleL
     return {name: value / count for name, value in importance.items()}
 
 
+#: The reference's fine-tuning epoch rules, by modality (see :func:`finetune_epochs`).
+FINETUNE_EPOCH_RULES = ("images", "text")
+
+
+def finetune_epochs(n_retain_batches: int, n_forget_batches: int, rule: str = "images") -> int:
+    """Epochs of the fine-tuning baseline, exactly as the ∇τ reference notebooks count them.
+
+    ``"images"``: ``int(|retain batches| / |forget batches| · 6)`` (Unlearning_main_Cifar10/100, the
+    finetuning cell), which is ∇τ's :func:`~nablatau.unlearn.default_epochs` with multiplier 12, about
+    twice ∇τ's epochs. ``"text"``: ``2 · int(|retain batches| / (2 · |forget batches|))``, exactly twice
+    ∇τ's text epochs (Unlearning_main_NLP, ``forget_epochs*2``). The two differ from
+    ``2 · default_epochs`` only through where ``int`` truncates.
+
+        >>> finetune_epochs(23, 4, "images"), 2 * default_epochs(23, 4, 6), finetune_epochs(23, 4, "text")
+        (34, 34, 4)
+        >>> finetune_epochs(22, 4, "images"), 2 * default_epochs(22, 4, 6)
+        (33, 32)
+    """
+    if rule == "images":
+        return default_epochs(n_retain_batches, n_forget_batches, multiplier=12)
+    if rule == "text":
+        return 2 * default_epochs(n_retain_batches, n_forget_batches, multiplier=1)
+    raise ConfigError(f"finetune epoch_rule must be one of {FINETUNE_EPOCH_RULES}, got {rule!r}")
+
+
+def parameter_distance(model: nn.Module, anchor: nn.Module) -> torch.Tensor:
+    """Σ over parameters of ‖θ − θ_anchor‖_F: SCRUB's smoothing term (``param_dist`` of the SCRUB code).
+
+    The norm of each parameter tensor's difference, summed over tensors (not one global norm), as the
+    SCRUB code's ``param_dist`` computes it; ``anchor``'s parameters are constants. Its gradient at
+    θ = θ_anchor is zero (torch's norm backward maps 0/0 to 0).
+    """
+    anchors = list(anchor.parameters())
+    parameters = list(model.parameters())
+    if len(anchors) != len(parameters):
+        raise ShapeError(f"parameter_distance needs two models of the same architecture; got {len(parameters)} "
+                         f"and {len(anchors)} parameter tensors")
+    return sum((torch.linalg.vector_norm(p - a.detach()) for p, a in zip(parameters, anchors)),
+               torch.zeros((), device=parameters[0].device))
+
+
 # --- The methods -------------------------------------------------------------------------------------
 
 
@@ -268,7 +309,7 @@ def finetune(
     task: str = "multiclass",
     loss: PerSampleLoss | None = None,
     epochs: int | None = None,
-    epochs_multiplier: float = 6,
+    epoch_rule: str = "images",
     lr: float = 1e-3,
     lr_end_factor: float | None = 0.1,
     train_mode: bool = False,
@@ -276,7 +317,7 @@ def finetune(
     progress: bool = True,
     callback: EpochCallback | None = None,
 ) -> UnlearnResult:
-    """Fine-tune on the retain set: ∇τ with α = 0 for twice ∇τ's epochs (the ∇τ reference notebooks).
+    """Fine-tune on the retain set: ∇τ with α = 0 for the reference's fine-tuning epochs (:func:`finetune_epochs`).
 
     With α = 0 the ∇τ objective is the mean retain loss, so this is AdamW on retain batches with ∇τ's
     schedule; an "epoch" is, as in ∇τ, one pass over the forget loader's length (one retain batch per
@@ -288,9 +329,9 @@ def finetune(
             which has no effect at α = 0).
         task: ``"multiclass"`` or ``"multilabel"``; picks the default loss.
         loss: per-sample loss; default ``cross_entropy`` (multiclass) or ``multilabel_bce`` (multilabel).
-        epochs: default ``2 × default_epochs(len(retain), len(forget), epochs_multiplier)``, twice ∇τ's
-            (the ∇τ reference notebooks).
-        epochs_multiplier: ∇τ's epoch rule multiplier: 6 for images, 1 for text (reference notebooks).
+        epochs: default ``finetune_epochs(len(retain), len(forget), epoch_rule)``, the reference's.
+        epoch_rule: ``"images"`` (``int(|R|/|F|·6)``, the reference image notebooks) or ``"text"``
+            (twice ∇τ's text epochs, the reference text notebook); see :func:`finetune_epochs`.
         lr: AdamW learning rate: 1e-3 for images, 3e-4 for text (∇τ reference notebooks).
         lr_end_factor: linear decay to this factor over the epochs; ``None`` for a constant rate (the
             reference's text runs). Default 0.1 (∇τ reference notebooks, images).
@@ -307,17 +348,17 @@ def finetune(
         DivergenceError: a NaN or infinite loss.
     """
     problems = _common_problems(forget, retain, val, task, lr=lr, epochs=epochs)
-    if not epochs_multiplier > 0:
-        problems.append(f"epochs_multiplier must be > 0, got {epochs_multiplier}; the reference uses 6 "
-                        "for images and 1 for text")
+    if epoch_rule not in FINETUNE_EPOCH_RULES:
+        problems.append(f"epoch_rule must be one of {FINETUNE_EPOCH_RULES}, got {epoch_rule!r}: 'images' is "
+                        "the reference image notebooks' int(|R|/|F|·6), 'text' twice ∇τ's text epochs")
     raise_if_any(problems)
     if epochs is None:
-        epochs = 2 * default_epochs(len(retain), len(forget), epochs_multiplier)
+        epochs = finetune_epochs(len(retain), len(forget), epoch_rule)
     loss = _resolve_loss(task, loss)
     result = unlearn(model, forget, retain, val, loss=loss, alpha0=0.0, epochs=epochs, lr=lr,
                      lr_end_factor=lr_end_factor, train_mode=train_mode, callback=callback, seed=seed,
                      progress=progress)
-    result.config.update(method="finetune", task=task, loss=_name(loss), epochs_multiplier=epochs_multiplier)
+    result.config.update(method="finetune", task=task, loss=_name(loss), epoch_rule=epoch_rule)
     return result
 
 
@@ -422,6 +463,7 @@ def scrub(
     weight_decay: float = 5e-4,
     lr_milestones: tuple[int, ...] = (3, 5),
     lr_decay: float = 0.1,
+    distance_weight: float = 0.5,
     train_mode: bool = True,
     seed: int | None = None,
     progress: bool = True,
@@ -431,8 +473,12 @@ def scrub(
 
     Every epoch below ``max_steps`` starts with a "max" pass over the forget loader that minimises
     −KL(teacher ‖ student); every epoch then makes a "min" pass over the retain loader that minimises
-    α · KL(teacher ‖ student) + γ · loss. KL is :func:`distillation_kl` at ``temperature``. One optimizer
-    serves both passes, and the learning rate is multiplied by ``lr_decay`` at each milestone epoch.
+    α · KL(teacher ‖ student) + γ · loss. Both passes add ``distance_weight`` · :func:`parameter_distance`
+    to the starting weights: the SCRUB code adds ``param_dist(model_s, swa_model, smoothing)`` with
+    smoothing 0.5, and its SWA copy only starts averaging at epoch 10 (``sstart``), so within the
+    reference's 6 epochs it stays the starting model. KL is :func:`distillation_kl` at ``temperature``.
+    One optimizer serves both passes, and the learning rate is multiplied by ``lr_decay`` at each
+    milestone epoch.
 
     The student trains in train mode by default, as in the SCRUB code: BatchNorm batch statistics and
     dropout make it differ from the eval-mode teacher from the first step. In eval mode it would start
@@ -461,6 +507,8 @@ def scrub(
             notebooks; the SCRUB code's 1-based ``lr_decay_epochs`` [3, 5] with its ``epoch > milestone``
             rule decays at the same epochs).
         lr_decay: decay factor at each milestone; default 0.1 (∇τ reference notebooks).
+        distance_weight: weight of the distance to the starting weights in both passes; default 0.5
+            (``smoothing`` in the ∇τ reference notebooks' SCRUB settings); 0 drops the term.
         train_mode: train mode for the student; default True (the SCRUB code); the teacher always runs
             in eval mode.
         seed: seeds torch before the loop.
@@ -486,6 +534,8 @@ def scrub(
             problems.append(f"{name} must be >= 0, got {value}; SCRUB's min pass weighs α·KL + γ·loss")
     if not temperature > 0:
         problems.append(f"temperature must be > 0, got {temperature} (SCRUB's default is 4)")
+    if not distance_weight >= 0:
+        problems.append(f"distance_weight must be >= 0, got {distance_weight} (the reference's smoothing is 0.5)")
     if not 0 < lr_decay <= 1:
         problems.append(f"lr_decay must be in (0, 1], got {lr_decay}")
     if any(int(m) != m or m < 1 for m in lr_milestones):
@@ -496,7 +546,7 @@ def scrub(
                      optimizer=optimizer, momentum=_momentum(optimizer, momentum), weight_decay=weight_decay,
                      train_mode=train_mode, seed=seed, max_steps=max_steps, alpha=alpha, gamma=gamma,
                      temperature=temperature, lr_milestones=tuple(int(m) for m in lr_milestones),
-                     lr_decay=lr_decay)
+                     lr_decay=lr_decay, distance_weight=distance_weight)
     with _Loop(model, config, callback=callback, progress=progress) as loop:
         teacher = loop.frozen_copy(model)
         opt = _optimizer(model, optimizer, lr, momentum, weight_decay)
@@ -509,7 +559,8 @@ def scrub(
                 for step, batch in enumerate(forget):
                     inputs, _ = loop.unpack(batch)
                     divergence = loop.divergence(model, teacher, inputs, temperature, task)
-                    loop.step(opt, -divergence.mean(), epoch, step, phase="max pass over the forget set")
+                    total = -divergence.mean() + distance_weight * parameter_distance(model, teacher)
+                    loop.step(opt, total, epoch, step, phase="max pass over the forget set")
                     forget_kl.add(divergence)
                 step += 1
             for offset, batch in enumerate(retain):
@@ -517,7 +568,8 @@ def scrub(
                 student_logits = loop.logits(model, inputs)
                 divergence = loop.divergence(student_logits, teacher, inputs, temperature, task)
                 losses = loss(student_logits, targets)
-                total = alpha * divergence.mean() + gamma * losses.mean()
+                total = (alpha * divergence.mean() + gamma * losses.mean()
+                         + distance_weight * parameter_distance(model, teacher))
                 loop.step(opt, total, epoch, step + offset, phase="min pass over the retain set")
                 retain_kl.add(divergence)
                 retained.add(losses)
@@ -537,35 +589,38 @@ def amnesiac(
     loss: PerSampleLoss | None = None,
     epochs: int = 3,
     lr: float = 1e-4,
+    batch_size: int = 128,
     num_classes: int | None = None,
-    train_mode: bool = False,
+    train_mode: bool = True,
     seed: int | None = None,
     progress: bool = True,
     callback: EpochCallback | None = None,
 ) -> UnlearnResult:
     """Amnesiac unlearning, relabelling variant (Graves et al. 2021): train on wrongly labelled forget data.
 
-    Every forget sample gets a random wrong target once (:func:`random_wrong_labels`, drawn from a
-    generator seeded with ``seed``, or 0), kept for all epochs as in the reference code; the relabelled
-    forget batches are gathered once, in the forget loader's first order, and held where the loader
-    puts them. Each epoch then trains on every retain batch and every relabelled forget batch, whole
-    batches interleaved in a seeded random order (the reference code shuffles single samples of the
-    union into batches of 128; build the loaders with that batch size to match it).
+    As the ∇τ reference notebooks' ``amnesiac`` (from the SSD code): every forget sample gets a random
+    wrong target once (:func:`random_wrong_labels`, from a generator seeded with ``seed``, or 0); the
+    relabelled forget samples and the retain samples form one set, which every epoch shuffles sample by
+    sample into batches of ``batch_size`` (the reference: 128) and trains on with Adam, the model in
+    train mode (the reference's ``fit_one_unlearning_cycle`` calls ``model.train()``). The samples come
+    from ``forget.dataset`` and ``retain.dataset``, batched with the retain loader's ``collate_fn``;
+    the loaders' own batch sizes and order are not used.
 
     Args:
         model: the trained model, updated in place.
-        forget, retain, val: loaders of ``(inputs, targets)`` tuples or dicts with ``"labels"``; ``val``
-            is unused.
+        forget, retain, val: loaders of ``(inputs, targets)`` tuples or dicts with ``"labels"``, whose
+            ``dataset`` yields samples of the same form; ``val`` is unused.
         task: ``"multiclass"`` or ``"multilabel"``; picks the default loss and the relabelling.
         loss: per-sample loss; default ``cross_entropy`` or ``multilabel_bce``.
-        epochs: default 3 (the reference settings; the same as the amnesiac implementation shared by
-            Chundawat et al.'s bad-teaching code and Foster et al.'s selective-synaptic-dampening code).
+        epochs: default 3 (the reference notebooks, as the amnesiac code shared by Chundawat et al.'s
+            bad-teaching code and Foster et al.'s selective-synaptic-dampening code).
         lr: Adam learning rate; default 1e-4 (same sources). Adam is run as AdamW with weight decay 0,
             which is the same update.
+        batch_size: samples per step of the shuffled union; default 128 (the reference).
         num_classes: classes to relabel among (multiclass); default: the width of the model's output
             on the first forget batch.
-        train_mode: train mode during unlearning (reference: eval for vision, train for text).
-        seed: seeds torch before the loop, and the relabelling and batch order (0 when ``None``).
+        train_mode: train mode during unlearning; default True (the reference).
+        seed: seeds torch before the loop, and the relabelling and sample order (0 when ``None``).
         progress: show a tqdm bar over epochs.
         callback: ``callback(epoch, model)``, its mapping joins that epoch's history row.
 
@@ -582,29 +637,37 @@ def amnesiac(
     if num_classes is not None and not num_classes >= 2:
         problems.append(f"num_classes must be >= 2, got {num_classes}; leave it None to read it from the "
                         "model's output width")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        problems.append(f"batch_size must be a positive integer, got {batch_size!r} (the reference uses 128)")
     raise_if_any(problems)
     loss = _resolve_loss(task, loss)
     generator = torch.Generator().manual_seed(0 if seed is None else seed)
     config = _config("amnesiac", forget, retain, val, task=task, loss=loss, epochs=epochs, lr=lr,
-                     optimizer="adam", momentum=None, weight_decay=0.0, train_mode=train_mode, seed=seed)
+                     optimizer="adam", momentum=None, weight_decay=0.0, batch_size=batch_size,
+                     train_mode=train_mode, seed=seed)
     with _Loop(model, config, callback=callback, progress=progress) as loop:
-        relabelled = []
-        for batch in forget:
-            inputs, targets = unpack(batch)
-            if num_classes is None:
-                num_classes = targets.shape[1] if task == "multilabel" else loop.output_width(model, inputs)
-            relabelled.append(_repack(inputs, random_wrong_labels(targets, num_classes, task, generator)))
+        forget_samples = forget.dataset
+        targets = torch.stack([torch.as_tensor(_sample_target(forget_samples[i])) for i in range(len(forget_samples))])
+        if num_classes is None:
+            inputs, _ = unpack(next(iter(forget)))
+            num_classes = targets.shape[1] if task == "multilabel" else loop.output_width(model, inputs)
         config["num_classes"] = num_classes
+        union = ConcatDataset([_Relabelled(forget_samples, random_wrong_labels(targets, num_classes, task, generator)),
+                               retain.dataset])
+        collate = getattr(retain, "collate_fn", None) or default_collate
+        n_forget = len(forget_samples)
         opt = _optimizer(model, "adamw", lr, 0.0, 0.0)
         for epoch in loop.epochs():
             totals, forgotten, retained = _Mean(), _Mean(), _Mean()
-            order = _interleaved(relabelled, len(relabelled), retain, len(retain), generator)
-            for step, (is_forget, batch) in enumerate(order):
-                inputs, targets = loop.unpack(batch)
+            order = torch.randperm(len(union), generator=generator)
+            for step, index in enumerate(order.split(batch_size)):
+                inputs, targets = loop.unpack(collate([union[i] for i in index.tolist()]))
                 losses = loss(loop.logits(model, inputs), targets)
                 loop.step(opt, losses.mean(), epoch, step)
+                is_forget = (index < n_forget).to(losses.device)
                 totals.add(losses)
-                (forgotten if is_forget else retained).add(losses)
+                forgotten.add(losses[is_forget])
+                retained.add(losses[~is_forget])
             loop.end_epoch(epoch, opt, loss=totals.value, forget_loss=forgotten.value,
                            retain_loss=retained.value)
     return loop.result
@@ -1024,6 +1087,27 @@ def _importance(model: nn.Module, batches: Iterable[Any], loss: PerSampleLoss, p
         message = (f"ssd loss became non-finite at epoch 0, step {error.step} of the {part} importance, "
                    f"so no weight was changed: {error}")
         raise DivergenceError(message, epoch=0, step=error.step) from error
+
+
+class _Relabelled(Dataset):
+    """The samples of ``dataset`` with their targets replaced by ``targets`` (amnesiac's wrong labels)."""
+
+    def __init__(self, dataset: Dataset, targets: torch.Tensor) -> None:
+        self.dataset, self.targets = dataset, targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> Any:
+        sample = self.dataset[i]
+        if isinstance(sample, Mapping):
+            return {**sample, "labels": self.targets[i]}
+        return (sample[0], self.targets[i])
+
+
+def _sample_target(sample: Any) -> Any:
+    """The target of one data-set sample: ``sample["labels"]`` or ``sample[1]``."""
+    return sample["labels"] if isinstance(sample, Mapping) else sample[1]
 
 
 def _repack(inputs: Any, targets: torch.Tensor) -> Any:

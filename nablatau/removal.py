@@ -41,14 +41,15 @@ from .results import load_results, results_path, save_results
 IMAGE_METHODS = ("nablatau", "finetune", "scrub", "ssd", "amnesiac", "neggrad_plus", "bad_teacher")
 
 #: How each method runs on images: the defaults of :func:`nablatau.unlearn` and of each baseline are
-#: the ∇τ reference notebooks' vision settings (see their docstrings); ``batch_size`` overrides the
-#: profile's unlearning batch size for that method (Amnesiac's reference batch is 128).
+#: the ∇τ reference notebooks' vision settings (see their docstrings; Amnesiac batches its shuffled
+#: union at the reference's 128 itself); ``batch_size`` here would override the profile's unlearning
+#: batch size for that method's loaders.
 IMAGE_METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "nablatau": {},
     "finetune": {},
     "scrub": {},
     "ssd": {},
-    "amnesiac": {"batch_size": 128},
+    "amnesiac": {},
     "neggrad_plus": {},
     "bad_teacher": {},
 }
@@ -108,7 +109,7 @@ def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction
     raise_if_any(problems)
     return {"notebook": notebook, "dataset": dataset, "profile": profile, "forget_fraction": forget_fraction,
             "forget_classes": sorted(forget_classes) if forget_classes is not None else None, "seed": seed,
-            "split_seed": split_seed, "settings": resolve_profile(profile),
+            "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset),
             "method_settings": IMAGE_METHOD_SETTINGS, "nablatau_version": __version__}
 
 
@@ -235,7 +236,8 @@ def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed
     from .data import split_heldout
 
     config = {"notebook": "train_original", "dataset": dataset, "profile": profile, "seed": seed,
-              "split_seed": split_seed, "settings": resolve_profile(profile), "nablatau_version": __version__}
+              "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset),
+              "nablatau_version": __version__}
     device = device or default_device()
     data = data if data is not None else load_cifar(dataset)
     settings = config["settings"]

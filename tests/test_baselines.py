@@ -9,8 +9,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import nablatau
-from nablatau.baselines import (METHODS, amnesiac, bad_teacher, distillation_kl, finetune, fisher_importance,
-                                neggrad_plus, random_wrong_labels, retrain, scrub, ssd, training_set_batches)
+from nablatau.baselines import (METHODS, amnesiac, bad_teacher, distillation_kl, finetune, finetune_epochs,
+                                fisher_importance, neggrad_plus, parameter_distance, random_wrong_labels, retrain,
+                                scrub, ssd, training_set_batches)
 from nablatau.errors import ConfigError, DivergenceError, ShapeError
 from nablatau.batches import forward, unpack
 from nablatau.losses import cross_entropy, multilabel_bce
@@ -174,19 +175,30 @@ def test_nan_loss_raises_divergence_and_keeps_the_weights(name):
 
 # --- finetune -----------------------------------------------------------------------------------------
 
-def test_finetune_is_nablatau_with_alpha_zero_for_twice_the_epochs():
+def test_finetune_epochs_are_the_reference_notebooks_rules():
+    for n_retain, n_forget in [(166, 30), (142, 59), (23, 4), (22, 4), (6, 2), (7, 3)]:
+        # Unlearning_main_Cifar10: forget_epochs = int((len(retain_loader) / (len(forget_loader))) * 6)
+        assert finetune_epochs(n_retain, n_forget, "images") == int((n_retain / n_forget) * 6)
+        # Unlearning_main_NLP: forget_epochs = int(len(retain_loader) / (len(forget_loader) * 2)), then × 2
+        assert finetune_epochs(n_retain, n_forget, "text") == int(n_retain / (n_forget * 2)) * 2
+    assert finetune_epochs(22, 4, "images") == 33 != 2 * default_epochs(22, 4)  # not simply twice ∇τ's
+    with pytest.raises(ConfigError, match="epoch_rule must be one of"):
+        finetune_epochs(22, 4, "audio")
+
+
+def test_finetune_is_nablatau_with_alpha_zero_for_the_reference_epochs():
     model, forget, retain, val = setup("multiclass")
     reference = copy.deepcopy(model)
     result = finetune(model, forget, retain, val, seed=0, progress=False)
-    assert result.config["alpha0"] == 0.0
-    assert result.config["epochs"] == 2 * default_epochs(len(retain), len(forget)) == 18
+    assert result.config["alpha0"] == 0.0 and result.config["epoch_rule"] == "images"
+    assert result.config["epochs"] == int(len(retain) / len(forget) * 6) == 18
     nablatau.unlearn(reference, forget, retain, val, alpha0=0.0, epochs=18, seed=0, progress=False)
     assert same_weights(weights(model), weights(reference))
 
 
 def test_finetune_text_settings_pass_through():
     model, forget, retain, val = setup("multilabel")
-    result = finetune(model, forget, retain, val, task="multilabel", epochs_multiplier=1, lr=3e-4,
+    result = finetune(model, forget, retain, val, task="multilabel", epoch_rule="text", lr=3e-4,
                       lr_end_factor=None, train_mode=True, progress=False)
     assert result.config["epochs"] == 2 * default_epochs(6, 2, 1) == 2
     assert all(row["lr"] == 3e-4 for row in result.history)
@@ -222,8 +234,8 @@ def test_neggrad_plus_with_beta_zero_raises_the_forget_loss():
 
 # With α = γ = 0, no momentum and no weight decay the min pass leaves the weights alone, so what moves
 # them is the max pass alone.
-MAX_PASS_ONLY = dict(epochs=1, alpha=0.0, gamma=0.0, momentum=0.0, weight_decay=0.0, lr=0.5, seed=0,
-                     progress=False)
+MAX_PASS_ONLY = dict(epochs=1, alpha=0.0, gamma=0.0, distance_weight=0.0, momentum=0.0, weight_decay=0.0, lr=0.5,
+                     seed=0, progress=False)
 
 
 @pytest.mark.parametrize("task", ["multiclass", "multilabel"])
@@ -251,6 +263,34 @@ def test_scrub_max_pass_starts_at_a_stationary_point_in_eval_mode():
     teacher = copy.deepcopy(model)
     scrub(model, forget, retain, val, max_steps=1, **MAX_PASS_ONLY)
     assert abs(mean_kl(model, teacher, forget, "multiclass", temperature=4.0)) < 1e-6
+
+
+def test_parameter_distance_is_the_scrub_codes_param_dist():
+    model, anchor = tiny_model(seed=0), tiny_model(seed=1)
+    # SCRUB's param_dist: sum of torch.norm(p1 - p2, p='fro') over parameter tensors.
+    expected = sum(torch.norm(p1 - p2, p="fro") for p1, p2 in zip(model.parameters(), anchor.parameters()))
+    assert float(parameter_distance(model, anchor).detach()) == pytest.approx(float(expected.detach()))
+    same = copy.deepcopy(model)
+    distance = parameter_distance(model, same)
+    distance.backward()
+    assert float(distance.detach()) == 0.0
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in model.parameters())  # no NaN at θ = θ₀
+    assert all(p.grad is None for p in same.parameters())  # the anchor is a constant
+
+
+def test_scrub_distance_term_pulls_the_student_back_to_its_starting_weights():
+    # The min pass alone, with the task loss and the KL off: only the distance term acts. After the
+    # weights are moved off the start it pulls them back; at the start it has no gradient.
+    distances = {}
+    for weight in (0.0, 0.5):
+        model, forget, retain, val = setup("multiclass")
+        start = copy.deepcopy(model)
+        scrub(model, forget, retain, val, epochs=1, max_steps=0, alpha=0.0, gamma=1.0, distance_weight=weight,
+              momentum=0.0, weight_decay=0.0, lr=0.05, seed=0, train_mode=False, progress=False)
+        distances[weight] = float(parameter_distance(model, start))
+    assert 0 < distances[0.5] < distances[0.0]
+    result = scrub(*setup("multiclass"), epochs=1, progress=False)
+    assert result.config["distance_weight"] == 0.5  # the reference's smoothing
 
 
 def test_scrub_max_pass_runs_only_in_the_first_max_steps_epochs_and_lr_decays_at_milestones():
@@ -346,6 +386,33 @@ def test_relabelling_rejects_targets_that_do_not_fit():
         random_wrong_labels(torch.ones(2, 3), 4, "multilabel")
     with pytest.raises(ConfigError, match="at least 2 classes"):
         random_wrong_labels(torch.tensor([0]), 1, "multiclass")
+
+
+def test_amnesiac_shuffles_single_samples_of_the_relabelled_union_in_train_mode():
+    # The reference: one shuffled DataLoader of batch 128 over [relabelled forget samples] + retain samples.
+    seen = []
+
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = tiny_model()
+
+        def forward(self, x):
+            if self.training:
+                seen.append((x.shape[0], x.detach().clone()))
+            return self.inner(x)
+
+    model, forget, retain, val = Recorder().eval(), class_loader(40, seed=1), class_loader(200, seed=2), class_loader(16, seed=3)
+    result = amnesiac(model, forget, retain, val, epochs=1, num_classes=3, progress=False)
+    assert result.config["train_mode"] is True and result.config["batch_size"] == 128
+    assert [size for size, _ in seen] == [128, 112]  # 240 samples, whole union batches of 128
+    rows = {tuple(row.tolist()) for _, x in seen for row in x}
+    forget_rows = {tuple(row.tolist()) for row in forget.dataset.tensors[0]}
+    retain_rows = {tuple(row.tolist()) for row in retain.dataset.tensors[0]}
+    assert rows == forget_rows | retain_rows  # every sample once per epoch
+    first_batch = {tuple(row.tolist()) for row in seen[0][1]}
+    assert first_batch & forget_rows and first_batch & retain_rows  # forget and retain mixed in one batch
+    assert not model.training  # the caller's mode is restored
 
 
 def test_amnesiac_reads_the_number_of_classes_and_learns_the_wrong_labels():
@@ -635,7 +702,9 @@ def test_empty_loaders_are_reported_together(name):
     (amnesiac, {"num_classes": 1}, "num_classes must be >= 2"),
     (bad_teacher, {"retain_fraction": 1.5}, r"retain_fraction must be in \[0, 1\]"),
     (bad_teacher, {"temperature": -1}, "temperature must be > 0"),
-    (finetune, {"epochs_multiplier": 0}, "epochs_multiplier must be > 0"),
+    (finetune, {"epoch_rule": "audio"}, "epoch_rule must be one of"),
+    (scrub, {"distance_weight": -0.5}, "distance_weight must be >= 0"),
+    (amnesiac, {"batch_size": 0}, "batch_size must be a positive integer"),
     (ssd, {"alpha": 0}, "alpha must be > 0, got 0; SSD's defaults are alpha=10"),
     (ssd, {"lam": -1.0}, "lam must be > 0, got -1.0; SSD's defaults are .* lam=1"),
     (ssd, {"exponent": 0}, "exponent must be > 0, got 0; SSD's defaults are .* exponent=1"),

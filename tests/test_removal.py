@@ -53,7 +53,7 @@ def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache
     losses = saved["models"]["original"]["sample_losses"]
     assert len(losses["forget"]) == 60 and len(losses["test"]) == 100  # 15 % of 400; half of 200 held out
     assert saved["config"]["forget_fraction"] == 0.15 and saved["config"]["split_seed"] == 42
-    assert saved["config"]["method_settings"]["amnesiac"] == {"batch_size": 128}
+    assert saved["config"]["method_settings"] == json.loads(json.dumps(removal.IMAGE_METHOD_SETTINGS))
     assert {"torch", "device"} <= saved["environment"].keys()
     assert list(run.table.index) == ["original", "retrain", *METHODS]
     assert run.table.loc["retrain", "runtime_vs_retrain"] == 1.0
