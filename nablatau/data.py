@@ -43,6 +43,9 @@ ENV_VAR = "NABLATAU_DATA_DIR"
 # kit normalise with these (the std is the long-standing approximate value, not the exact 0.247/0.243/0.261).
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
+# CIFAR-100 has its own statistics, which the reference's CIFAR-100 notebooks normalise with.
+CIFAR100_MEAN = (0.5071, 0.4867, 0.4408)
+CIFAR100_STD = (0.2675, 0.2565, 0.2761)
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 GOEMOTIONS_URL = "https://raw.githubusercontent.com/google-research/google-research/master/goemotions/data"
@@ -99,6 +102,8 @@ class _CifarSpec:
     label_key: str
     names_key: str
     torchvision_class: str
+    mean: tuple[float, float, float]  # per-channel normalisation, as the reference notebooks of this data set
+    std: tuple[float, float, float]
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -115,6 +120,8 @@ _CIFAR = {
         label_key="labels",
         names_key="label_names",
         torchvision_class="CIFAR10",
+        mean=CIFAR_MEAN,
+        std=CIFAR_STD,
     ),
     "cifar100": _CifarSpec(
         title="CIFAR-100",
@@ -125,6 +132,8 @@ _CIFAR = {
         label_key="fine_labels",
         names_key="fine_label_names",
         torchvision_class="CIFAR100",
+        mean=CIFAR100_MEAN,
+        std=CIFAR100_STD,
     ),
 }
 
@@ -164,8 +173,9 @@ def load_cifar(
             )
 
     meta = _read_pickle(folder / spec.meta, [spec.names_key])
-    train = _read_batches(folder, spec.train, spec.label_key, normalize)
-    test = _read_batches(folder, spec.test, spec.label_key, normalize)
+    statistics = (spec.mean, spec.std) if normalize else None
+    train = _read_batches(folder, spec.train, spec.label_key, statistics)
+    test = _read_batches(folder, spec.test, spec.label_key, statistics)
     return ImageData(train=train, test=test, classes=list(meta[spec.names_key]), name=name)
 
 
@@ -224,7 +234,8 @@ def _read_pickle(path: pathlib.Path, keys: Sequence[str]) -> dict:
 
 
 def _read_batches(
-    folder: pathlib.Path, files: Sequence[str], label_key: str, normalize: bool
+    folder: pathlib.Path, files: Sequence[str], label_key: str,
+    statistics: tuple[Sequence[float], Sequence[float]] | None,
 ) -> TensorDataset:
     images, labels = [], []
     for name in files:
@@ -238,8 +249,9 @@ def _read_batches(
         images.append(data.reshape(-1, 3, 32, 32))
         labels.append(np.asarray(batch[label_key], dtype=np.int64))
     x = torch.from_numpy(np.concatenate(images)).float().div_(255)
-    if normalize:
-        x.sub_(torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(CIFAR_STD).view(1, 3, 1, 1))
+    if statistics is not None:
+        mean, std = statistics
+        x.sub_(torch.tensor(mean).view(1, 3, 1, 1)).div_(torch.tensor(std).view(1, 3, 1, 1))
     return TensorDataset(x, torch.from_numpy(np.concatenate(labels)))
 
 
@@ -316,13 +328,15 @@ def _as_list(classes: int | Sequence[int] | torch.Tensor) -> list:
 def split_heldout(n: int, seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``range(n)`` in halves ``(val_indices, test_indices)`` as the reference does.
 
-    The validation half feeds the unlearning target loss, the test half the membership attack and accuracy.
+    The reference calls ``test_set, val_set = random_split(held_out, [0.5, 0.5], generator)`` with a
+    generator seeded with ``seed``: the *first* part is the test set. The validation half feeds the
+    unlearning target loss, the test half the membership attack and accuracy.
     """
     if n < 2:
         raise ConfigError(
             f"The held-out set needs at least 2 samples to split into validation and test; got {n}."
         )
-    val, test = torch.utils.data.random_split(
+    test, val = torch.utils.data.random_split(
         range(n), [0.5, 0.5], generator=torch.Generator().manual_seed(seed)
     )
     return torch.tensor(val.indices, dtype=torch.long), torch.tensor(test.indices, dtype=torch.long)
@@ -386,13 +400,16 @@ def make_splits(
     forget_fraction: float | None = None,
     forget_classes: int | Sequence[int] | None = None,
     seed: int = 42,
+    heldout_seed: int | None = None,
     heldout_labels: torch.Tensor | None = None,
 ) -> UnlearningSplits:
     """Build retain/forget from ``train`` and val/test from ``heldout``; give exactly one forget option.
 
-    ``forget_fraction`` forgets a random fraction (:func:`random_forget_split`); ``forget_classes`` forgets
-    whole classes (:func:`class_forget_split`, labels via :func:`labels_of`). ``heldout_labels`` overrides
-    the held-out labels used to fill ``extras`` for class removal.
+    ``forget_fraction`` forgets a random fraction (:func:`random_forget_split`, drawn with ``seed``);
+    ``forget_classes`` forgets whole classes (:func:`class_forget_split`, labels via :func:`labels_of`).
+    The held-out halves are drawn with ``heldout_seed`` (default ``seed``; the reference's α₀ sweep
+    keeps them fixed while its seeds vary the forget set). ``heldout_labels`` overrides the held-out
+    labels used to fill ``extras`` for class removal.
     """
     if (forget_fraction is None) == (forget_classes is None):
         raise ConfigError(
@@ -403,7 +420,7 @@ def make_splits(
         retain_idx, forget_idx = random_forget_split(len(train), forget_fraction, seed)
     else:
         retain_idx, forget_idx = class_forget_split(labels_of(train), forget_classes)
-    val_idx, test_idx = split_heldout(len(heldout), seed)
+    val_idx, test_idx = split_heldout(len(heldout), seed if heldout_seed is None else heldout_seed)
     splits = UnlearningSplits(
         retain=Subset(train, retain_idx.tolist()),
         forget=Subset(train, forget_idx.tolist()),

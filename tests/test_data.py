@@ -183,6 +183,19 @@ def test_cifar100_reads_pickles(tmp_path):
     _check_fake_cifar100(load_cifar("cifar100", tmp_path, download=False, normalize=False))
 
 
+def test_cifar100_is_normalised_with_its_own_statistics(tmp_path):
+    # The reference's CIFAR-100 notebooks: Normalize((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)).
+    folder = tmp_path / "cifar100" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for name, content in _fake_cifar100().items():
+        (folder / name).write_bytes(content)
+    raw = load_cifar("cifar100", tmp_path, download=False, normalize=False).train.tensors[0]
+    x = load_cifar("cifar100", tmp_path, download=False).train.tensors[0]
+    mean = torch.tensor([0.5071, 0.4867, 0.4408]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2675, 0.2565, 0.2761]).view(1, 3, 1, 1)
+    torch.testing.assert_close(x, (raw - mean) / std)
+
+
 def test_cifar100_download_through_torchvision(tmp_path, serve, monkeypatch):
     archive = _tarball("cifar-100-python", _fake_cifar100())
     url = serve({"/cifar-100-python.tar.gz": archive})
@@ -397,11 +410,13 @@ def test_class_forget_split_errors():
 
 
 def test_split_heldout_halves_like_the_reference():
+    # The reference: test_set, val_set = random_split(held_out, [0.5, 0.5], generator=RNG); the first
+    # part is the test set.
     val, test = split_heldout(10_000, seed=42)
-    reference = random_split(range(10_000), [0.5, 0.5], generator=torch.Generator().manual_seed(42))
-    assert val.tolist() == reference[0].indices and test.tolist() == reference[1].indices
+    test_set, val_set = random_split(range(10_000), [0.5, 0.5], generator=torch.Generator().manual_seed(42))
+    assert test.tolist() == test_set.indices and val.tolist() == val_set.indices
     assert len(val) == len(test) == 5000
-    assert [len(part) for part in split_heldout(11)] == [6, 5]
+    assert [len(part) for part in split_heldout(11)] == [5, 6]  # random_split gives the first part 6
     with pytest.raises(ConfigError, match="at least 2 samples"):
         split_heldout(1)
 
@@ -417,6 +432,14 @@ def test_make_splits_random():
     assert (len(splits.retain), len(splits.forget), len(splits.val), len(splits.test)) == (90, 10, 20, 20)
     assert splits.forget.indices == random_forget_split(100, 0.1, seed=3)[1].tolist()
     assert splits.val.indices == split_heldout(40, seed=3)[0].tolist()
+
+
+def test_make_splits_can_keep_the_heldout_halves_fixed_while_the_forget_set_varies():
+    train, heldout = _toy(100), _toy(40, offset=1000)
+    first, second = (make_splits(train, heldout, forget_fraction=0.1, seed=s, heldout_seed=1337) for s in (1, 2))
+    assert first.forget.indices != second.forget.indices
+    assert first.val.indices == second.val.indices == split_heldout(40, seed=1337)[0].tolist()
+    assert first.test.indices == second.test.indices
 
 
 def test_make_splits_by_class_fills_extras():
