@@ -19,6 +19,7 @@ from nablatau.train import (
     TrainRecipe,
     TrainResult,
     augment_cifar,
+    make_optimizer,
     recipe_spec,
     train,
 )
@@ -62,9 +63,13 @@ def accuracy(model: nn.Module, data: TensorDataset) -> float:
 
 
 def test_reference_recipes():
-    assert dataclasses.astuple(CIFAR_RECIPE) == ("sgd", 0.1, 0.9, 5e-4, 50, 256, 0.001, "cifar")
+    assert dataclasses.astuple(CIFAR_RECIPE) == ("sgd", 0.1, 0.9, 5e-4, 50, 256, 0.001, "cifar", 1e-8)
     assert GOEMOTIONS_RECIPE.optimizer == "adamw"
-    assert (GOEMOTIONS_RECIPE.lr, GOEMOTIONS_RECIPE.weight_decay) == (5e-5, 0.01)
+    # transformers.AdamW(params, lr=5e-05) of TRAIN_GoEmotions: weight decay 0, eps 1e-6.
+    assert (GOEMOTIONS_RECIPE.lr, GOEMOTIONS_RECIPE.weight_decay, GOEMOTIONS_RECIPE.eps) == (5e-5, 0.0, 1e-6)
+    optimizer = make_optimizer([nn.Parameter(torch.zeros(1))], GOEMOTIONS_RECIPE)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert (optimizer.defaults["eps"], optimizer.defaults["weight_decay"]) == (1e-6, 0.0)
     assert (GOEMOTIONS_RECIPE.epochs, GOEMOTIONS_RECIPE.batch_size) == (10, 128)
     assert (GOEMOTIONS_RECIPE.lr_end_factor, GOEMOTIONS_RECIPE.augment) == (0.1, None)
     assert recipe_spec(CIFAR_RECIPE)["lr_end_factor"] == 0.001
