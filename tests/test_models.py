@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from nablatau.errors import ConfigError
-from nablatau.models import TextClassifier, default_text_encoder, load_tokenizer, resnet18
+from nablatau.models import TextClassifier, default_text_encoder, load_tokenizer, resnet18, without_head_dropout
 
 
 def test_resnet18_logits_shape_and_parameter_count():
@@ -71,6 +71,21 @@ def test_text_classifier_eval_is_deterministic_and_train_is_not(classifier, toke
         noisy = classifier(**batch)
     classifier.eval()
     assert not torch.equal(first, noisy)  # dropout is active in train mode
+
+
+def test_without_head_dropout_is_the_references_unlearning_model(classifier, tokenizer):
+    # The reference rebuilds the classifier with ret_model(n_train_steps, 0.0) and loads the weights.
+    unlearning = without_head_dropout(classifier)
+    assert unlearning.dropout.p == 0.0 and classifier.dropout.p == 0.5  # a copy; the original is untouched
+    encoder_dropouts = [m.p for m in unlearning.encoder.modules() if isinstance(m, nn.Dropout)]
+    assert encoder_dropouts and all(p > 0 for p in encoder_dropouts)  # the encoder's own dropout stays
+    batch = tokenizer(["what a day", "ok"], padding=True, return_tensors="pt")
+    classifier.eval()
+    unlearning.eval()
+    with torch.no_grad():
+        assert torch.equal(classifier(**batch), unlearning(**batch))  # same weights
+    with pytest.raises(ConfigError, match="expects a TextClassifier"):
+        without_head_dropout(nn.Linear(2, 2))
 
 
 def test_text_classifier_drops_arguments_the_encoder_does_not_take(classifier, tokenizer):
