@@ -12,9 +12,16 @@ to 50 % forgotten. This module reruns that grid so that it fills one laptop, one
   :func:`write_sweep_figures` turn it into heatmaps and the rule-vs-best-α₀ plot.
 
 Seeds: the cell's ``seed`` draws the forget set (``make_splits(..., seed=seed)``), as in the
-reference sweep; the original model, its initialisation, the loaders' order, ∇τ's own seed, the
+reference sweep (Unlearning_main_experiments_split_and_alpha.ipynb); the validation/test halves of the
+held-out set are drawn once, with the reference sweep's seed 1337 (:data:`HELDOUT_SEED`), and stay
+fixed across cells. The original model, its initialisation, the loaders' order, ∇τ's own seed, the
 retrained model's initialisation and the attack use seed 0 (:data:`MODEL_SEED`), so one cached
 original serves every cell and seeds differ only in what is forgotten.
+
+Mode: the reference sweep runs ∇τ's steps with ``net.train()`` (BatchNorm on batch statistics,
+L̄_val measured in eval mode), unlike its main image notebooks, which stay in eval mode. The sweep
+follows it by default (``train_mode=True``, recorded in every cell's config); ``train_mode=False``
+sweeps the main notebooks' procedure instead.
 
     >>> grid = sweep_grid("smoke")
     >>> [(cell.fraction, cell.alpha0, cell.is_rule) for cell in grid.cells]
@@ -49,6 +56,8 @@ from .unlearn import default_alpha0, default_epochs, unlearn
 
 NOTEBOOK = "alpha_split_sweep"  # results land in <output_dir>/alpha_split_sweep/<run-id>.json
 MODEL_SEED = 0  # original model, loaders, ∇τ, retrained model and attack; the cell seed draws the forget set
+HELDOUT_SEED = 1337  # the reference sweep's SEED: one validation/test split of the held-out set for every cell
+TRAIN_MODE = True  # the reference sweep's net.train() during ∇τ's steps
 DATASETS = ("cifar10", "cifar100")
 
 #: The reference's grid: the same 12 values for the forget fraction and for α₀.
@@ -99,6 +108,7 @@ class Cell:
     alpha0: float | None = None  # None for retrain cells
     is_rule: bool = False  # α₀ is the rule's 5/3 · fraction
     max_epochs: int | None = None  # ∇τ runs min(epoch rule, max_epochs) epochs
+    train_mode: bool = TRAIN_MODE  # ∇τ's steps in train mode (the reference sweep) or eval mode
 
     @property
     def label(self) -> str:
@@ -114,9 +124,9 @@ class Cell:
         """
         config = {"kind": self.kind, "dataset": self.dataset, "profile": self.profile,
                   "forget_fraction": self.fraction, "seed": self.seed, "model_seed": MODEL_SEED,
-                  "settings": resolve_profile(self.profile)}
+                  "heldout_seed": HELDOUT_SEED, "settings": resolve_profile(self.profile, dataset=self.dataset)}
         if self.kind == "nablatau":
-            config.update(alpha0=self.alpha0, max_epochs=self.max_epochs)
+            config.update(alpha0=self.alpha0, max_epochs=self.max_epochs, train_mode=self.train_mode)
         return config
 
 
@@ -131,6 +141,7 @@ class SweepGrid:
     seeds: tuple[int, ...]
     max_epochs: int
     retrain: bool = True
+    train_mode: bool = TRAIN_MODE
 
     def alphas_at(self, fraction: float) -> list[tuple[float, bool]]:
         """``(α₀, is_rule)`` run at ``fraction``: the grid's α₀ plus the rule's, which may be one of them."""
@@ -143,7 +154,8 @@ class SweepGrid:
     @property
     def cells(self) -> list[Cell]:
         """The ∇τ cells, by fraction, α₀, seed."""
-        return [Cell("nablatau", self.dataset, self.profile, fraction, seed, alpha, is_rule, self.max_epochs)
+        return [Cell("nablatau", self.dataset, self.profile, fraction, seed, alpha, is_rule, self.max_epochs,
+                     self.train_mode)
                 for fraction in self.fractions for alpha, is_rule in self.alphas_at(fraction) for seed in self.seeds]
 
     @property
@@ -171,7 +183,7 @@ def _is_number(value: Any) -> bool:
 
 def sweep_grid(profile: str = "smoke", *, dataset: str = "cifar10", fractions: Sequence[float] | None = None,
                alphas: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
-               max_epochs: int | None = None, retrain: bool = True) -> SweepGrid:
+               max_epochs: int | None = None, retrain: bool = True, train_mode: bool = TRAIN_MODE) -> SweepGrid:
     """The grid of ``profile`` (:data:`SWEEP_PROFILES`), with any of its values replaced.
 
     Args:
@@ -182,6 +194,8 @@ def sweep_grid(profile: str = "smoke", *, dataset: str = "cifar10", fractions: S
         seeds: forget-set seeds (non-negative integers).
         max_epochs: cap on ∇τ's epoch rule (the reference: 80).
         retrain: also retrain from scratch per (fraction, seed), the reference the MIA gap uses.
+        train_mode: ∇τ's steps in train mode, as the reference sweep (default), or in eval mode, as
+            the reference's main image notebooks.
 
     Raises:
         ConfigError: listing every problem at once (unknown profile or dataset, empty lists, values
@@ -216,10 +230,12 @@ def sweep_grid(profile: str = "smoke", *, dataset: str = "cifar10", fractions: S
                  for s in _as_list(seeds) if not (_is_int(s) and s >= 0)]
     if not (_is_int(max_epochs) and max_epochs >= 1):
         problems.append(f"max_epochs must be a positive integer (the reference caps at 80), got {max_epochs!r}")
+    if not isinstance(train_mode, bool):
+        problems.append(f"train_mode must be True (the reference sweep) or False, got {train_mode!r}")
     raise_if_any(problems)
     return SweepGrid(dataset, profile, tuple(sorted({float(f) for f in fractions})),
                      tuple(sorted({float(a) for a in alphas})), tuple(sorted({int(s) for s in seeds})),
-                     int(max_epochs), bool(retrain))
+                     int(max_epochs), bool(retrain), train_mode)
 
 
 def _as_list(values: Any) -> list:
@@ -246,7 +262,7 @@ def load_sweep_data(dataset: str, profile: str, data_root: str | os.PathLike | N
     The same images, in the same order, as the other notebooks' ``profile_data``, so checkpoints are shared.
     """
     data = load_cifar(dataset, data_root)
-    train_set, heldout = profile_data(data, resolve_profile(profile), seed=MODEL_SEED)
+    train_set, heldout = profile_data(data, resolve_profile(profile, dataset=dataset), seed=MODEL_SEED)
     return SweepData(dataset, profile, TensorDataset(*tensors_of(train_set)), TensorDataset(*tensors_of(heldout)),
                      data.num_classes)
 
@@ -255,7 +271,8 @@ def original_model(data: SweepData, cache_dir: str | os.PathLike, *, progress: b
     """The profile's original ResNet-18: trained once (seed :data:`MODEL_SEED`), then loaded from ``cache_dir``."""
     from .models import resnet18
 
-    return trained_model(lambda: resnet18(data.num_classes), data.train, resolve_profile(data.profile),
+    return trained_model(lambda: resnet18(data.num_classes), data.train,
+                         resolve_profile(data.profile, dataset=data.dataset),
                          key=image_model_key(data.dataset), seed=MODEL_SEED, cache=CheckpointCache(cache_dir),
                          progress=progress)
 
@@ -264,14 +281,16 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
     """Run one cell and write its results file; returns the file's path.
 
     A ∇τ cell unlearns the cached original with ``alpha0`` for ``min(default_epochs, max_epochs)``
-    epochs (the other settings are ∇τ's defaults); a retrain cell trains a fresh ResNet-18 on the
-    retain set with the original's recipe (cached under ``cache_dir``). Both are evaluated the same
-    way: accuracy on retain/forget/test and the loss and entropy attacks (forget vs test).
+    epochs in the cell's mode (the other settings are ∇τ's defaults); a retrain cell trains a fresh
+    ResNet-18 on the retain set with the original's recipe (cached under ``cache_dir``). Both are
+    evaluated the same way: accuracy on retain/forget/test and the loss and entropy attacks (forget vs
+    test), on the held-out halves of :data:`HELDOUT_SEED`.
     """
     start = time.perf_counter()
-    settings = resolve_profile(cell.profile)
+    settings = resolve_profile(cell.profile, dataset=cell.dataset)
     device = default_device()
-    splits = make_splits(data.train, data.heldout, forget_fraction=cell.fraction, seed=cell.seed)
+    splits = make_splits(data.train, data.heldout, forget_fraction=cell.fraction, seed=cell.seed,
+                         heldout_seed=HELDOUT_SEED)
     batches = loaders(splits, batch_size=settings["unlearn_batch_size"], seed=MODEL_SEED, device=device)
     evaluated = {name: batches[name] for name in ("retain", "forget", "test")}
     if cell.kind == "retrain":
@@ -288,7 +307,8 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
         model, _ = original_model(data, cache_dir)
         rule_epochs = default_epochs(len(batches["retain"]), len(batches["forget"]))
         result = unlearn(model, batches["forget"], batches["retain"], batches["val"], alpha0=cell.alpha0,
-                         epochs=min(rule_epochs, cell.max_epochs), seed=MODEL_SEED, progress=False)
+                         epochs=min(rule_epochs, cell.max_epochs), train_mode=cell.train_mode, seed=MODEL_SEED,
+                         progress=False)
         entry = {"runtime_s": result.wall_time_s, "history": result.history,
                  "config": {**result.config, "rule_epochs": rule_epochs, "max_epochs": cell.max_epochs,
                             "rule_alpha0": rule_alpha0(cell.fraction)}}
@@ -513,7 +533,7 @@ METRICS = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_loss_std", "
 def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) -> pd.DataFrame:
     """One row per ∇τ cell found under ``<output_dir>/alpha_split_sweep/``, retraining joined by (fraction, seed).
 
-    Columns: ``dataset``, ``profile``, ``fraction``, ``alpha0``, ``seed``, ``is_rule``, ``epochs``,
+    Columns: ``dataset``, ``profile``, ``fraction``, ``alpha0``, ``seed``, ``is_rule``, ``train_mode``, ``epochs``,
     :data:`METRICS`, the same with a ``retrain_`` prefix (NaN where no retrain file exists),
     ``mia_reference`` (``"retrain"``, or ``"chance"`` where no retrain exists) and ``mia_gap`` =
     |mia_loss − retrain's mia_loss|, or |mia_loss − 0.5| against chance. With ``grid``, only that
@@ -538,12 +558,13 @@ def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) 
         row.update({name: model.get(name, np.nan) for name in METRICS})
         if config["kind"] == "nablatau":
             row.update(alpha0=config["alpha0"], epochs=model.get("config", {}).get("epochs", np.nan),
-                       is_rule=math.isclose(config["alpha0"], rule_alpha0(row["fraction"]), rel_tol=1e-6))
+                       is_rule=math.isclose(config["alpha0"], rule_alpha0(row["fraction"]), rel_tol=1e-6),
+                       train_mode=config.get("train_mode", False))  # files from before the setting ran in eval mode
         row.update(finished_at=payload.get("environment", {}).get("finished_at", ""), path=str(path))
         rows[config["kind"]].append(row)
     cells = _newest(pd.DataFrame(rows["nablatau"]), ["dataset", "profile", "fraction", "alpha0", "seed"])
     retrains = _newest(pd.DataFrame(rows["retrain"]), ["dataset", "profile", "fraction", "seed"])
-    columns = ["dataset", "profile", "fraction", "alpha0", "seed", "is_rule", "epochs", *METRICS,
+    columns = ["dataset", "profile", "fraction", "alpha0", "seed", "is_rule", "train_mode", "epochs", *METRICS,
                *(f"retrain_{m}" for m in METRICS), "mia_reference", "mia_gap", "path"]
     if cells.empty:
         return pd.DataFrame(columns=columns)

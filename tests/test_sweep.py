@@ -67,9 +67,12 @@ def test_the_smoke_grid_runs_through_ray_and_writes_one_result_per_cell(sweep_en
         assert name == cell.kind
         assert all(0 <= metrics[key] <= 1 for key in ACCURACIES), metrics
         assert metrics["runtime_s"] > 0 and metrics["history"]
+        assert payload["config"]["heldout_seed"] == 1337  # the reference sweep's fixed held-out split
         if cell.kind == "nablatau":
             assert payload["config"]["alpha0"] == cell.alpha0
             assert metrics["config"]["alpha0"] == cell.alpha0
+            # The reference sweep's net.train() during the steps, recorded where it was used.
+            assert payload["config"]["train_mode"] is True and metrics["config"]["train_mode"] is True
             assert metrics["config"]["epochs"] == min(metrics["config"]["rule_epochs"], 80)
             assert len(metrics["history"]) == metrics["config"]["epochs"]
 
@@ -145,6 +148,15 @@ def test_the_rules_alpha_is_added_at_every_fraction_and_marked():
     assert grid.alphas_at(0.3) == [(0.2, False), (0.5, True)]
     assert len(grid.cells) == (3 + 2) * 2 and len(grid.retrain_cells) == 2 * 2
     assert sum(cell.is_rule for cell in grid.cells) == 2 * 2  # one rule cell per fraction and seed
+
+
+def test_the_sweep_runs_in_train_mode_by_default_and_eval_mode_is_another_cell():
+    train_cells, eval_cells = sweep_grid("smoke").cells, sweep_grid("smoke", train_mode=False).cells
+    assert all(cell.train_mode for cell in train_cells) and not any(cell.train_mode for cell in eval_cells)
+    for train_cell, eval_cell in zip(train_cells, eval_cells):
+        assert run_id(train_cell.config()) != run_id(eval_cell.config())  # never mistaken for each other
+    with pytest.raises(ConfigError, match="train_mode must be True"):
+        sweep_grid("smoke", train_mode="yes")
 
 
 def test_the_paper_grid_is_the_references():
