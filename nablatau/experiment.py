@@ -245,28 +245,35 @@ def method_function(name: str) -> Callable[..., UnlearnResult]:
     return functions[name]
 
 
-def compare_methods(original: nn.Module, batches: Mapping[str, Any], methods: Sequence[str], *,
+def compare_methods(original: nn.Module, splits: UnlearningSplits, methods: Sequence[str], *, batch_size: int,
+                    collate_fn: Callable | None = None,
                     method_settings: Mapping[str, Mapping[str, Any]] | None = None, task: str = "multiclass",
                     evaluated: Sequence[str] = ("retain", "forget", "test"),
                     attack: tuple[str, str] = ("forget", "test"), seed: int = 0,
                     progress: bool = True) -> dict[str, dict[str, Any]]:
     """Run every method on its own copy of ``original`` and evaluate it; the original is left untouched.
 
-    ``method_settings[name]`` holds keyword arguments for that method (e.g. the text settings of
-    ∇τ). Returns, per method, the :func:`~nablatau.evaluate.evaluate` metrics plus ``runtime_s``,
+    Every method gets fresh loaders over ``splits``, seeded alike (:func:`nablatau.data.loaders`), so its
+    batches do not depend on the methods run before it; every model is measured with fixed-order
+    loaders. ``method_settings[name]`` holds keyword arguments for that method (e.g. the text settings
+    of ∇τ). Returns, per method, the :func:`~nablatau.evaluate.evaluate` metrics plus ``runtime_s``,
     the resolved ``config`` and the per-epoch ``history``. Unknown method names fail before any work.
     """
+    from .data import loaders
+
     functions = {name: method_function(name) for name in methods}
     unused = sorted(set(method_settings or {}) - set(methods))
     if unused:
         raise ConfigError(f"method_settings names methods that are not run: {unused}; add them to methods")
-    splits = {name: batches[name] for name in dict.fromkeys([*evaluated, *attack])}
+    in_order = loaders(splits, batch_size=batch_size, collate_fn=collate_fn, shuffle=False)
+    measured = {name: in_order[name] for name in dict.fromkeys([*evaluated, *attack])}
     outcome = {}
     for name, function in functions.items():
+        batches = loaders(splits, batch_size=batch_size, seed=seed, collate_fn=collate_fn)
         model = copy.deepcopy(original)
         result = function(model, batches["forget"], batches["retain"], batches["val"], seed=seed,
                           progress=progress, **dict((method_settings or {}).get(name, {})))
-        metrics = evaluate(model, splits, task=task, attack=attack, seed=seed)
+        metrics = evaluate(model, measured, task=task, attack=attack, seed=seed)
         outcome[name] = {**metrics, "runtime_s": result.wall_time_s, "config": result.config,
                          "history": result.history}
         del model

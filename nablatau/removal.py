@@ -165,9 +165,6 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
     splits = make_splits(train_set, heldout, forget_fraction=forget_fraction,
                          forget_classes=config["forget_classes"], seed=split_seed)
     attack = ("forget", "test_forget_class") if class_removal else ("forget", "test")
-    batch_sizes = {settings["unlearn_batch_size"],
-                   *(IMAGE_METHOD_SETTINGS[m].get("batch_size", settings["unlearn_batch_size"]) for m in methods)}
-    batches = {size: loaders(splits, batch_size=size, seed=seed, device=device) for size in batch_sizes}
     # Measured in a fixed order: the attack's cross-validation folds follow the sample order, and a
     # shuffled loader's order depends on how often it was iterated (by the methods run before).
     in_order = loaders(splits, batch_size=settings["unlearn_batch_size"], device=device, shuffle=False)
@@ -199,7 +196,10 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
             del retrained
         else:
             method_settings = dict(IMAGE_METHOD_SETTINGS[name])
-            loader = batches[method_settings.pop("batch_size", settings["unlearn_batch_size"])]
+            # Fresh, identically seeded loaders for every method: its batches do not depend on which methods
+            # ran before it, so a resumed run gives the numbers of an uninterrupted one.
+            loader = loaders(splits, batch_size=method_settings.pop("batch_size", settings["unlearn_batch_size"]),
+                             seed=seed, device=device)
             model = copy.deepcopy(original)
             try:
                 result = method_function(name)(model, loader["forget"], loader["retain"], loader["val"], seed=seed,

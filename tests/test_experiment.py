@@ -58,13 +58,16 @@ def test_profile_data_subsets_and_the_model_is_cached_per_role(tmp_path):
     assert not retrain_info["cached"] and len(list(tmp_path.glob("*.pt"))) == 2
 
 
-def _tiny_loaders(n_forget=16, n_retain=48):
+def _tiny_splits(n_forget=16, n_retain=48):
+    from nablatau.data import UnlearningSplits
+
     generator = torch.Generator().manual_seed(0)
     x, y = torch.randn(n_forget + n_retain + 32, 4, generator=generator), torch.randint(0, 3, (n_forget + n_retain + 32,),
                                                                                          generator=generator)
-    make = lambda a, b: torch.utils.data.DataLoader(TensorDataset(x[a:b], y[a:b]), batch_size=8)
-    return {"forget": make(0, n_forget), "retain": make(n_forget, n_forget + n_retain),
-            "val": make(n_forget + n_retain, n_forget + n_retain + 16), "test": make(n_forget + n_retain + 16, None)}
+    make = lambda a, b: TensorDataset(x[a:b], y[a:b])
+    return UnlearningSplits(retain=make(n_forget, n_forget + n_retain), forget=make(0, n_forget),
+                            val=make(n_forget + n_retain, n_forget + n_retain + 16),
+                            test=make(n_forget + n_retain + 16, None))
 
 
 def test_compare_methods_runs_each_on_a_copy_and_reports_metrics():
@@ -73,9 +76,12 @@ def test_compare_methods_runs_each_on_a_copy_and_reports_metrics():
     torch.manual_seed(0)
     original = torch.nn.Linear(4, 3)
     before = {k: v.clone() for k, v in original.state_dict().items()}
-    batches = _tiny_loaders()
-    runs = compare_methods(original, batches, ["nablatau", "finetune"], progress=False,
+    runs = compare_methods(original, _tiny_splits(), ["nablatau", "finetune"], batch_size=8, progress=False,
                            method_settings={"nablatau": {"epochs": 2}, "finetune": {"epochs": 2}})
+    # Each method gets fresh loaders: run alone, finetune gives the same numbers as after ∇τ.
+    alone = compare_methods(original, _tiny_splits(), ["finetune"], batch_size=8, progress=False,
+                            method_settings={"finetune": {"epochs": 2}})
+    assert alone["finetune"]["forget_mean_loss"] == runs["finetune"]["forget_mean_loss"]  # same weights
     assert all(torch.equal(before[k], v) for k, v in original.state_dict().items())  # untouched
     assert runs["nablatau"]["config"]["method"] == "nablatau" and runs["finetune"]["config"]["alpha0"] == 0.0
     assert {"test_acc", "mia_loss", "runtime_s", "history"} <= runs["nablatau"].keys()
@@ -90,9 +96,9 @@ def test_compare_methods_refuses_unknown_methods_and_stray_settings_before_any_w
     from nablatau.experiment import compare_methods, ranking
 
     with pytest.raises(ConfigError, match=r"unknown method 'sdd'; choose from \['amnesiac'"):
-        compare_methods(torch.nn.Linear(4, 3), _tiny_loaders(), ["nablatau", "sdd"])
+        compare_methods(torch.nn.Linear(4, 3), _tiny_splits(), ["nablatau", "sdd"], batch_size=8)
     with pytest.raises(ConfigError, match=r"not run: \['scrub'\]"):
-        compare_methods(torch.nn.Linear(4, 3), _tiny_loaders(), ["nablatau"], method_settings={"scrub": {}})
+        compare_methods(torch.nn.Linear(4, 3), _tiny_splits(), ["nablatau"], batch_size=8, method_settings={"scrub": {}})
     with pytest.raises(ConfigError, match="reference model 'retrain' is missing"):
         ranking({"nablatau": {"mia_loss": 0.5}})
 
