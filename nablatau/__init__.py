@@ -7,8 +7,10 @@
 Modules: :mod:`~nablatau.unlearn` (the algorithm), :mod:`~nablatau.mia` (attacks),
 :mod:`~nablatau.evaluate`, :mod:`~nablatau.data`, :mod:`~nablatau.models`, :mod:`~nablatau.train`,
 :mod:`~nablatau.baselines` (finetune, NegGrad+, SCRUB, Amnesiac, Bad Teacher, SSD, and retraining from
-scratch, the reference), :mod:`~nablatau.experiment` (profiles, cached models, method comparison),
-:mod:`~nablatau.results`, :mod:`~nablatau.losses`, :mod:`~nablatau.batches`, :mod:`~nablatau.errors`.
+scratch, the reference), :mod:`~nablatau.profiles` (profiles, per-method settings),
+:mod:`~nablatau.runner` (the experiment runner, cached models), :mod:`~nablatau.removal` (the notebooks'
+experiments), :mod:`~nablatau.tables`, :mod:`~nablatau.results`, :mod:`~nablatau.losses`,
+:mod:`~nablatau.batches`, :mod:`~nablatau.errors`.
 """
 
 from . import baselines, data, losses, models, train

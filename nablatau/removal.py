@@ -1,10 +1,15 @@
-"""The paper's image experiments: remove a random subset or whole classes, compare every method.
+"""The paper's experiments as the notebooks run them: one call each over :mod:`nablatau.runner`.
 
-One call, :func:`run_removal`, does what the ``subset_removal`` and ``class_removal`` notebooks show:
-train (or load) the original model, retrain the gold standard without the forget set, run ∇τ and
-every baseline on its own copy of the original, and measure each model the same way. The results
-file is saved after every model, so a rerun with the same parameters (or one after a crash) reuses
-the cached checkpoints and skips every model already measured.
+- :func:`run_removal`: random subset removal or class removal on CIFAR (``subset_removal`` and
+  ``class_removal`` notebooks; the benchmark, with profile overrides);
+- :func:`run_quickstart`: ∇τ alone against retraining on a random subset (``quickstart``);
+- :func:`run_text_removal`: ∇τ and the baselines on GoEmotions (``text_removal``);
+- :func:`run_train_original`: the original model and its membership gap (``train_original``).
+
+Each trains (or loads) the original model, retrains the gold standard without the forget set, runs
+every method on its own copy of the original and measures each model the same way; the results file
+is saved after every model, so a rerun with the same parameters (or one after a crash) reuses the
+cached checkpoints and skips every model already measured.
 
 What is measured (the retrained model is the reference for every number):
 
@@ -13,88 +18,133 @@ What is measured (the retrained model is the reference for every number):
 - class removal: the same, plus accuracy on the test samples of the forgotten classes and of the other
   classes; the attacks compare forget-class training samples with held-out samples of the same
   classes (``test_forget_class``), so the attack sees membership, not the class.
+- text removal: the same as subset removal, plus micro/macro-F1 (multilabel). ∇τ's target loss comes
+  from the dev split and the attack's non-members from the test split, as in the reference.
 
-∇τ and finetuning are also measured after every epoch (MIA and test accuracy), for the curves.
+∇τ and finetuning are also measured after every epoch on images, for the curves. Text runs are not
+(as before): measuring mid-run iterates DataLoaders, which draw from the global random generator that
+the methods' dropout uses, so it would change their numbers.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
-from torch import nn
+from torch.utils.data import Dataset, Subset
 
 from . import __version__
-from .data import ImageData, load_cifar, loaders, make_splits
-from .errors import ConfigError, DivergenceError, raise_if_any
+from .data import (ImageData, TextData, TextDataset, TextSplit, UnlearningSplits, load_cifar, load_goemotions,
+                   make_splits, random_forget_split, split_heldout, subset, text_collate)
+from .errors import raise_if_any
 from .evaluate import evaluate
-from .experiment import (TABLE_COLUMNS, default_device, method_function, original_image_model, resolve_profile,
-                         results_table, retrained_image_model)
-from .results import load_results, results_path, save_results
+from .losses import multilabel_bce
+from .profiles import (IMAGE_METHOD_SETTINGS, IMAGE_METHODS, TEXT_METHOD_SETTINGS, TEXT_METHODS, plain_settings,
+                       resolve_profile)
+from .results import save_results
+from .runner import (RemovalRun, Setup, check_methods, checkpoint_key, default_device, measuring_loaders,
+                     run_experiment, trained_model)
 
-#: ∇τ and the baselines in the paper's image tables, in the order the tables list them.
-IMAGE_METHODS = ("nablatau", "finetune", "scrub", "ssd", "amnesiac", "neggrad_plus", "bad_teacher")
-
-#: How each method runs on images: the defaults of :func:`nablatau.unlearn` and of each baseline are
-#: the ∇τ reference notebooks' vision settings (see their docstrings; Amnesiac batches its shuffled
-#: union at the reference's 128 itself); ``batch_size`` here would override the profile's unlearning
-#: batch size for that method's loaders.
-IMAGE_METHOD_SETTINGS: dict[str, dict[str, Any]] = {
-    "nablatau": {},
-    "finetune": {},
-    "scrub": {},
-    "ssd": {},
-    "amnesiac": {},
-    "neggrad_plus": {},
-    "bad_teacher": {},
-}
-
-#: Methods measured after every epoch, for the MIA and test-accuracy curves.
-TRACKED_METHODS = ("nablatau", "finetune")
-
-#: Models every run has besides the methods.
-REFERENCE_MODELS = ("original", "retrain")
+# --- Data of a profile ---------------------------------------------------------------------------
 
 
-@dataclass
-class RemovalRun:
-    """What one :func:`run_removal` call measured, as saved in its results file at ``path``."""
+def profile_data(data: ImageData, settings: Mapping[str, Any], seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Training and held-out sets of a profile: seeded subsets, or the full sets when sizes are None."""
+    train_set, heldout = data.train, data.test
+    if settings["n_train"] is not None:
+        train_set = subset(train_set, settings["n_train"], seed=seed)
+    if settings["n_heldout"] is not None:
+        heldout = subset(heldout, settings["n_heldout"], seed=seed)
+    return train_set, heldout
 
-    config: dict[str, Any]
-    models: dict[str, dict[str, Any]]
-    path: Path
 
-    @property
-    def table(self) -> pd.DataFrame:
-        """One row per model: the issue's metrics, runtime and runtime relative to retraining."""
-        columns = list(TABLE_COLUMNS)
-        if self.config.get("forget_classes") is not None:
-            columns[3:3] = ["test_forget_class_acc", "test_other_classes_acc"]
-        return results_table(self.measured, columns=columns)
+def _text_subset(split: TextSplit, n: int | None, seed: int, tokenizer: Any, max_length: int) -> TextDataset:
+    index = torch.arange(len(split)) if n is None else subset(range(len(split)), n, seed=seed).indices
+    index = torch.as_tensor(index)
+    return TextDataset([split.texts[i] for i in index], split.targets[index], tokenizer, max_length)
 
-    @property
-    def measured(self) -> dict[str, dict[str, Any]]:
-        """The models that finished, without the ones that failed."""
-        return {name: m for name, m in self.models.items() if "error" not in m}
 
-    @property
-    def failed(self) -> dict[str, str]:
-        """``{method: error message}`` for the methods that diverged."""
-        return {name: m["error"] for name, m in self.models.items() if "error" in m}
+def text_splits(data: TextData, settings: Mapping[str, Any], tokenizer: Any, *, forget_fraction: float,
+                seed: int = 42, subset_seed: int = 0) -> tuple[TextDataset, UnlearningSplits]:
+    """The tokenised training set, and retain/forget from it with val from dev and test from test.
 
-    def history(self, name: str) -> pd.DataFrame:
-        """The per-epoch history of model ``name`` (training epochs for original and retrain)."""
-        return pd.DataFrame(self.models[name].get("history", []))
+    As in the reference text notebooks, ∇τ's target loss comes from the dev split and the attack
+    compares forget samples with the test split. Subsets (``n_train``, ``n_val``, ``n_test``) are drawn
+    with ``subset_seed``; the forget split uses ``seed`` (the reference's 42). Every text is tokenised
+    once, here.
+    """
+    tokenise = dict(tokenizer=tokenizer, max_length=settings["max_length"], seed=subset_seed)
+    train_set = _text_subset(data.train, settings["n_train"], **tokenise)
+    retain, forget = random_forget_split(len(train_set), forget_fraction, seed)
+    return train_set, UnlearningSplits(
+        retain=Subset(train_set, retain.tolist()), forget=Subset(train_set, forget.tolist()),
+        val=_text_subset(data.dev, settings["n_val"], **tokenise),
+        test=_text_subset(data.test, settings["n_test"], **tokenise))
+
+
+# --- Setups: what the runner trains and measures --------------------------------------------------
+
+
+def image_setup(dataset: str, settings: dict[str, Any], *, forget_fraction: float | None = None,
+                forget_classes: Sequence[int] | None = None, seed: int = 0, split_seed: int = 42,
+                data: ImageData | None = None, device: torch.device | None = None,
+                progress: bool = True) -> Setup:
+    """ResNet-18 on the profile's CIFAR images, forgetting a random fraction or whole classes.
+
+    The attack compares the forget set with the test half, or for class removal with the test samples
+    of the forgotten classes (``test_forget_class``). ``data`` defaults to :func:`nablatau.data.load_cifar`.
+    """
+    from .models import resnet18  # imported here: the runner's callers that never train stay light
+
+    data = data if data is not None else load_cifar(dataset)
+    train_set, heldout = profile_data(data, settings, seed=seed)
+    splits = make_splits(train_set, heldout, forget_fraction=forget_fraction, forget_classes=forget_classes,
+                         seed=split_seed)
+    classes = forget_classes is not None
+    return Setup(settings, dataset, train_set, splits, lambda: resnet18(data.num_classes),
+                 forget={"forget_classes": forget_classes} if classes else
+                 {"forget_fraction": forget_fraction, "split_seed": split_seed},
+                 method_settings=IMAGE_METHOD_SETTINGS, seed=seed,
+                 attack=("forget", "test_forget_class") if classes else ("forget", "test"),
+                 device=device or default_device(), progress=progress)
+
+
+def text_setup(settings: dict[str, Any], *, forget_fraction: float, seed: int = 0, split_seed: int = 42,
+               data: TextData | None = None, device: torch.device | None = None, progress: bool = True) -> Setup:
+    """The profile's text classifier on GoEmotions (multilabel BCE), forgetting a random fraction.
+
+    Texts are tokenised once (:func:`text_splits`, subsets drawn with ``seed``). Every method starts
+    from :func:`nablatau.models.without_head_dropout` of the original, as the reference rebuilds the
+    classifier with head dropout 0 before unlearning.
+    """
+    from .models import TextClassifier, load_tokenizer, without_head_dropout
+
+    data = data if data is not None else load_goemotions()
+    tokenizer = load_tokenizer(settings["encoder"])
+    train_set, splits = text_splits(data, settings, tokenizer, forget_fraction=forget_fraction, seed=split_seed,
+                                    subset_seed=seed)
+    return Setup(settings, "goemotions", train_set, splits,
+                 lambda: TextClassifier(settings["encoder"], num_labels=len(data.labels), dropout=0.5,
+                                        pooling=settings["pooling"]),
+                 forget={"forget_fraction": forget_fraction, "split_seed": split_seed},
+                 method_settings=TEXT_METHOD_SETTINGS, seed=seed, loss=multilabel_bce, task="multilabel",
+                 collate_fn=text_collate(tokenizer), start=without_head_dropout, tracked=(),
+                 device=device or default_device(), progress=progress)
+
+
+# --- The experiments -------------------------------------------------------------------------------
 
 
 def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction: float | None,
-                   forget_classes: Sequence[int] | None, seed: int, split_seed: int) -> dict[str, Any]:
-    """Everything that determines a run's numbers: its results file is named by a hash of this."""
+                   forget_classes: Sequence[int] | None, seed: int, split_seed: int,
+                   overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything that determines a run's numbers: its results file is named by a hash of this.
+
+    Raises:
+        ConfigError: not exactly one of ``forget_fraction`` and ``forget_classes``, or a bad value.
+    """
     problems = []
     if (forget_fraction is None) == (forget_classes is None):
         problems.append("pass exactly one of forget_fraction (subset removal, e.g. 0.1) and forget_classes "
@@ -109,7 +159,7 @@ def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction
     raise_if_any(problems)
     return {"notebook": notebook, "dataset": dataset, "profile": profile, "forget_fraction": forget_fraction,
             "forget_classes": sorted(forget_classes) if forget_classes is not None else None, "seed": seed,
-            "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset),
+            "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset, **(overrides or {})),
             "method_settings": IMAGE_METHOD_SETTINGS, "nablatau_version": __version__}
 
 
@@ -117,13 +167,14 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
                 forget_fraction: float | None = None, forget_classes: Sequence[int] | None = None,
                 seed: int = 0, split_seed: int = 42, methods: Sequence[str] = IMAGE_METHODS,
                 output_dir: str | Path = "results", data: ImageData | None = None,
-                device: torch.device | None = None, progress: bool = True) -> RemovalRun:
-    """Run (or resume) one removal experiment and return its results; see the module docstring.
+                device: torch.device | None = None, progress: bool = True,
+                overrides: Mapping[str, Any] | None = None) -> RemovalRun:
+    """Run (or resume) one image removal experiment and return its results; see the module docstring.
 
     Args:
         notebook: names the results folder, ``<output_dir>/<notebook>/<run-id>.json``.
         dataset: ``"cifar10"`` or ``"cifar100"``.
-        profile: ``"smoke"``, ``"quick"`` or ``"paper"`` (:func:`nablatau.experiment.resolve_profile`).
+        profile: ``"smoke"``, ``"quick"`` or ``"paper"`` (:func:`nablatau.profiles.resolve_profile`).
         forget_fraction: random subset removal: the fraction of the training set to forget.
         forget_classes: class removal: the class ids to forget (give exactly one of the two).
         seed: model initialisation, loader order and the attack's splits.
@@ -131,95 +182,78 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
         methods: ∇τ (``"nablatau"``) and baselines by name; original and retrain always run.
         output_dir: root folder of the results files.
         data: the loaded data set (default: :func:`nablatau.data.load_cifar` of ``dataset``).
-        device: default :func:`nablatau.experiment.default_device`.
+        device: default :func:`nablatau.runner.default_device`.
+        progress: show progress bars.
+        overrides: profile settings to replace (e.g. ``{"n_train": 5000}``); recorded in the config.
+
+    Returns:
+        A :class:`~nablatau.runner.RemovalRun`. A method that diverges is recorded with its error and
+        the others still run; ``run.failed`` lists them.
+
+    Raises:
+        ConfigError: bad forget settings, an unknown method, or a reference model among ``methods``
+            (before any training).
+    """
+    config = removal_config(notebook=notebook, dataset=dataset, profile=profile, forget_fraction=forget_fraction,
+                            forget_classes=forget_classes, seed=seed, split_seed=split_seed, overrides=overrides)
+    return run_experiment(
+        notebook, config, lambda: image_setup(dataset, config["settings"], forget_fraction=forget_fraction,
+                                              forget_classes=config["forget_classes"], seed=seed,
+                                              split_seed=split_seed, data=data, device=device, progress=progress),
+        methods=methods, method_settings=IMAGE_METHOD_SETTINGS, output_dir=output_dir)
+
+
+def run_quickstart(*, dataset: str = "cifar10", profile: str = "quick", forget_fraction: float = 0.1,
+                   seed: int = 0, output_dir: str | Path = "results", data: ImageData | None = None,
+                   device: torch.device | None = None, progress: bool = True) -> RemovalRun:
+    """∇τ with its default rules against the original and the retrained model (``quickstart`` notebook).
+
+    A random-subset run (forget split with the reference's seed 42) with ∇τ as the only method, saved
+    as ``<output_dir>/quickstart/<run-id>.json``. Arguments as :func:`run_removal`'s.
+    """
+    settings = resolve_profile(profile, dataset=dataset)
+    config = {"profile": profile, "dataset": dataset, "forget_fraction": forget_fraction, "seed": seed,
+              "settings": settings, "nablatau": plain_settings(IMAGE_METHOD_SETTINGS["nablatau"])}
+    return run_experiment(
+        "quickstart", config, lambda: image_setup(dataset, settings, forget_fraction=forget_fraction, seed=seed,
+                                                  data=data, device=device, progress=progress),
+        methods=["nablatau"], method_settings=IMAGE_METHOD_SETTINGS, output_dir=output_dir)
+
+
+def run_text_removal(*, profile: str = "quick", forget_fraction: float = 0.15, seed: int = 0,
+                     encoder: str | None = None, methods: Sequence[str] = TEXT_METHODS,
+                     output_dir: str | Path = "results", data: TextData | None = None,
+                     device: torch.device | None = None, progress: bool = True) -> RemovalRun:
+    """Run (or resume) the GoEmotions removal experiment (``text_removal`` notebook).
+
+    Args:
+        profile: ``"smoke"``, ``"quick"`` or ``"paper"`` (the text profiles of :mod:`nablatau.profiles`).
+        forget_fraction: the fraction of the training comments to forget (the paper: 0.15 and 0.30).
+        seed: model initialisation, subsets, loader order and the attack's splits; the forget split
+            uses the reference's seed 42.
+        encoder: a Hugging Face name or local folder; None = the profile's encoder.
+        methods: ∇τ and baselines by name (settings: ``TEXT_METHOD_SETTINGS``).
+        output_dir: root folder of the results files (``<output_dir>/text_removal/<run-id>.json``).
+        data: the loaded GoEmotions (default :func:`nablatau.data.load_goemotions`).
+        device: default :func:`nablatau.runner.default_device`.
         progress: show progress bars.
 
     Returns:
-        A :class:`RemovalRun`. A method that diverges is recorded with its error and the others still
-        run; ``run.failed`` lists them.
+        A :class:`~nablatau.runner.RemovalRun`.
+
+    Raises:
+        ConfigError: an unknown profile, setting or method (before any training).
     """
     methods = list(dict.fromkeys(methods))
-    clash = sorted(set(methods) & set(REFERENCE_MODELS))
-    if clash:
-        raise ConfigError(f"{clash} always run as the reference models; remove them from methods")
-    for name in methods:
-        method_function(name)  # unknown names fail here, before any training
-    config = removal_config(notebook=notebook, dataset=dataset, profile=profile, forget_fraction=forget_fraction,
-                            forget_classes=forget_classes, seed=seed, split_seed=split_seed)
-    path = results_path(output_dir, notebook, config)
-    models: dict[str, dict[str, Any]] = load_results(path)["models"] if path.exists() else {}
-    wanted = [*REFERENCE_MODELS, *methods]
-    todo = [name for name in wanted if name not in models]
-    if not todo:
-        print(f"Every model is already measured in {path}; delete that file to measure again.")
-        return _saved_run(path, wanted)
-    if models:
-        print(f"Resuming {path}: {sorted(set(wanted) - set(todo))} already measured, running {todo}.")
-
-    settings = config["settings"]
-    device = device or default_device()
-    data = data if data is not None else load_cifar(dataset)
-    original, original_info, train_set, heldout = original_image_model(data, dataset, settings, seed=seed,
-                                                                       device=device, progress=progress)
-    class_removal = config["forget_classes"] is not None
-    splits = make_splits(train_set, heldout, forget_fraction=forget_fraction,
-                         forget_classes=config["forget_classes"], seed=split_seed)
-    attack = ("forget", "test_forget_class") if class_removal else ("forget", "test")
-    # Measured in a fixed order: the attack's cross-validation folds follow the sample order, and a
-    # shuffled loader's order depends on how often it was iterated (by the methods run before).
-    in_order = loaders(splits, batch_size=settings["unlearn_batch_size"], device=device, shuffle=False)
-    measured = {name: loader for name, loader in in_order.items() if name != "val"}
-
-    def measure(model: nn.Module, keep_losses: bool = False) -> dict[str, Any]:
-        return evaluate(model, measured, attack=attack, seed=seed, sample_losses=keep_losses)
-
-    def track(epoch: int, model: nn.Module) -> dict[str, Any]:
-        scores = evaluate(model, {name: measured[name] for name in dict.fromkeys([*attack, "test"])},
-                          attack=attack, seed=seed)
-        return {key: scores[key] for key in ("mia_loss", "mia_entropy", "test_acc", "forget_acc")}
-
-    def save() -> None:
-        save_results(output_dir, notebook, config=config, models=models)
-
-    for name in todo:
-        if name == "original":
-            models[name] = {**measure(original, keep_losses=True), "runtime_s": original_info["wall_time_s"],
-                            "history": original_info.get("history", [])}
-        elif name == "retrain":
-            forget = ({"forget_classes": config["forget_classes"]} if class_removal
-                      else {"forget_fraction": forget_fraction, "split_seed": split_seed})
-            retrained, info = retrained_image_model(data, dataset, settings, splits.retain, forget=forget, seed=seed,
-                                                    device=device, progress=progress)
-            models[name] = {**measure(retrained, keep_losses=True), "runtime_s": info["wall_time_s"],
-                            "history": info.get("history", []),
-                            "config": {"recipe": settings["recipe"], "seed": seed, **forget}}
-            del retrained
-        else:
-            method_settings = dict(IMAGE_METHOD_SETTINGS[name])
-            # Fresh, identically seeded loaders for every method: its batches do not depend on which methods
-            # ran before it, so a resumed run gives the numbers of an uninterrupted one.
-            loader = loaders(splits, batch_size=method_settings.pop("batch_size", settings["unlearn_batch_size"]),
-                             seed=seed, device=device)
-            model = copy.deepcopy(original)
-            try:
-                result = method_function(name)(model, loader["forget"], loader["retain"], loader["val"], seed=seed,
-                                               progress=progress, callback=track if name in TRACKED_METHODS else None,
-                                               **method_settings)
-            except DivergenceError as error:  # recorded, and the other methods still run
-                models[name] = {"error": str(error), "history": getattr(error, "history", [])}
-                print(f"{name} diverged: {error}")
-            else:
-                models[name] = {**measure(model, keep_losses=name == "nablatau"), "runtime_s": result.wall_time_s,
-                                "config": result.config, "history": result.history}
-            del model
-        save()
-    return _saved_run(path, wanted)
-
-
-def _saved_run(path: Path, wanted: Sequence[str]) -> RemovalRun:
-    """The run as its results file holds it (plain JSON values), restricted to the ``wanted`` models."""
-    saved = load_results(path)
-    return RemovalRun(saved["config"], {name: saved["models"][name] for name in wanted}, path)
+    check_methods(methods, {})
+    settings = resolve_profile(profile, "text", **({"encoder": encoder} if encoder else {}))
+    config = {"profile": profile, "forget_fraction": forget_fraction, "seed": seed, "methods": methods,
+              "settings": settings,
+              "method_settings": {name: plain_settings(TEXT_METHOD_SETTINGS[name]) for name in methods}}
+    return run_experiment(
+        "text_removal", config, lambda: text_setup(settings, forget_fraction=forget_fraction, seed=seed, data=data,
+                                                   device=device, progress=progress),
+        methods=methods, method_settings=TEXT_METHOD_SETTINGS, output_dir=output_dir)
 
 
 def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed: int = 0, split_seed: int = 42,
@@ -231,24 +265,23 @@ def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed
     every removal run tests on), so the loss-MIA here is the original model's membership gap.
     Saved as ``<output_dir>/train_original/<run-id>.json`` with the training history.
     """
-    from torch.utils.data import DataLoader, Subset
-
-    from .data import split_heldout
+    from .models import resnet18
 
     config = {"notebook": "train_original", "dataset": dataset, "profile": profile, "seed": seed,
               "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset),
               "nablatau_version": __version__}
+    settings = config["settings"]
     device = device or default_device()
     data = data if data is not None else load_cifar(dataset)
-    settings = config["settings"]
-    original, info, train_set, heldout = original_image_model(data, dataset, settings, seed=seed, device=device,
-                                                              progress=progress)
+    train_set, heldout = profile_data(data, settings, seed=seed)
+    original, info = trained_model(lambda: resnet18(data.num_classes), train_set, settings,
+                                   key=checkpoint_key(settings, dataset=dataset), seed=seed, device=device,
+                                   progress=progress)
     _, test_index = split_heldout(len(heldout), split_seed)
     splits = {"train": train_set, "test": Subset(heldout, test_index.tolist())}
-    batch = settings["unlearn_batch_size"]
-    metrics = evaluate(original, {name: DataLoader(d, batch_size=batch) for name, d in splits.items()},
-                       attack=("train", "test"), seed=seed, sample_losses=True)
+    measured = measuring_loaders(splits, settings["unlearn_batch_size"], device=device)
+    metrics = evaluate(original, measured, attack=("train", "test"), seed=seed, sample_losses=True)
     models = {"original": {**metrics, "runtime_s": info["wall_time_s"], "history": info.get("history", []),
                            "n_train": len(train_set), "n_test": len(splits["test"])}}
     path = save_results(output_dir, "train_original", config=config, models=models)
-    return _saved_run(path, ["original"])
+    return RemovalRun.load(path, ["original"])

@@ -49,8 +49,10 @@ from torch.utils.data import TensorDataset
 from .data import data_dir, load_cifar, loaders, make_splits, tensors_of
 from .errors import ConfigError, NablatauError, raise_if_any
 from .evaluate import evaluate
-from .experiment import default_device, image_model_key, profile_data, resolve_profile, trained_model
+from .profiles import resolve_profile
+from .removal import profile_data
 from .results import load_results, results_path, save_results
+from .runner import checkpoint_key, default_device, trained_model
 from .train import CheckpointCache, recipe_spec
 from .unlearn import default_alpha0, default_epochs, unlearn
 
@@ -257,7 +259,7 @@ class SweepData:
 
 
 def load_sweep_data(dataset: str, profile: str, data_root: str | os.PathLike | None = None) -> SweepData:
-    """The profile's subsets of ``dataset`` (:func:`nablatau.experiment.profile_data`, seed :data:`MODEL_SEED`).
+    """The profile's subsets of ``dataset`` (:func:`nablatau.removal.profile_data`, seed :data:`MODEL_SEED`).
 
     The same images, in the same order, as the other notebooks' ``profile_data``, so checkpoints are shared.
     """
@@ -271,10 +273,10 @@ def original_model(data: SweepData, cache_dir: str | os.PathLike, *, progress: b
     """The profile's original ResNet-18: trained once (seed :data:`MODEL_SEED`), then loaded from ``cache_dir``."""
     from .models import resnet18
 
-    return trained_model(lambda: resnet18(data.num_classes), data.train,
-                         resolve_profile(data.profile, dataset=data.dataset),
-                         key=image_model_key(data.dataset), seed=MODEL_SEED, cache=CheckpointCache(cache_dir),
-                         progress=progress)
+    settings = resolve_profile(data.profile, dataset=data.dataset)
+    return trained_model(lambda: resnet18(data.num_classes), data.train, settings,
+                         key=checkpoint_key(settings, dataset=data.dataset), seed=MODEL_SEED,
+                         cache=CheckpointCache(cache_dir), progress=progress)
 
 
 def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
@@ -298,7 +300,8 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
 
         model, info = trained_model(
             lambda: resnet18(data.num_classes), splits.retain, settings, seed=MODEL_SEED, device=device,
-            key=image_model_key(cell.dataset, "retrain", forget_fraction=cell.fraction, split_seed=cell.seed),
+            key=checkpoint_key(settings, "retrain", dataset=cell.dataset, forget_fraction=cell.fraction,
+                               split_seed=cell.seed),
             cache=CheckpointCache(cache_dir), progress=False)
         entry = {"runtime_s": info["wall_time_s"], "history": info.get("history", []),
                  "config": {"recipe": recipe_spec(settings["recipe"]), "seed": MODEL_SEED,

@@ -1,0 +1,406 @@
+"""The experiment runner: original → split → retrain → every method → measure → save, written once.
+
+Every removal experiment — random subset and class removal on images, text removal, the quickstart,
+the benchmark — is a :class:`Setup` (its data, model and task, built by :mod:`nablatau.removal`) run
+by :func:`run_experiment`:
+
+1. the original model is trained once on the whole training set, then loaded from the checkpoint
+   cache (:func:`original_model`; keys from :func:`checkpoint_key`, the one definition of them);
+2. the gold standard is trained from scratch on the retain split with the original's recipe
+   (:func:`retrained_model`);
+3. every method runs on its own copy of the original, with fresh loaders seeded alike
+   (:func:`run_method`), so its batches do not depend on which methods ran before it;
+4. every model is measured the same way, on loaders in a fixed order (:func:`measuring_loaders`):
+   the attack's cross-validation folds follow the sample order, and a shuffled loader's order
+   depends on how often it was iterated;
+5. the results file is saved after every model, so a rerun (or one after a crash) skips every model
+   already measured and gives the numbers of an uninterrupted run. A method that raises
+   :class:`~nablatau.errors.DivergenceError` is recorded with its error and the others go on.
+
+∇τ and finetuning (:data:`TRACKED_METHODS`) are also measured after every epoch on image runs, for
+the curves.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .data import ResidentLoader, UnlearningSplits, can_stay_resident, loaders
+from .errors import ConfigError, DivergenceError, raise_if_any
+from .evaluate import evaluate
+from .losses import PerSampleLoss, cross_entropy
+from .results import load_results, results_path, save_results
+from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table
+from .train import CheckpointCache, TrainRecipe, recipe_spec, train
+from .unlearn import UnlearnResult, unlearn
+
+#: Models every removal run has besides the methods.
+REFERENCE_MODELS = ("original", "retrain")
+
+#: Methods measured after every epoch, for the MIA and test-accuracy curves.
+TRACKED_METHODS = ("nablatau", "finetune")
+
+#: What the per-epoch measurement records.
+TRACKED_METRICS = ("mia_loss", "mia_entropy", "test_acc", "forget_acc")
+
+
+def default_device() -> torch.device:
+    """CUDA when available (the fast path: bf16, channels-last, data resident on the GPU), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --- Trained models, cached ------------------------------------------------------------------------
+
+
+def checkpoint_key(settings: Mapping[str, Any], role: str = "original", *, dataset: str,
+                   **forget: Any) -> dict[str, Any]:
+    """What determines a trained model's weights besides its training set, recipe and seed.
+
+    The one definition of checkpoint keys, for every notebook, the sweep, the benchmark and the tests,
+    so they share cached checkpoints. Image models (``settings["experiment"] == "image"``) are ResNet-18s;
+    text models add the encoder, pooling, maximum length and the dev/test subset sizes.
+
+        >>> from nablatau.profiles import resolve_profile
+        >>> checkpoint_key(resolve_profile("smoke"), "retrain", dataset="cifar10", forget_classes=[3])
+        {'role': 'retrain', 'dataset': 'cifar10', 'model': 'resnet18', 'forget_classes': [3]}
+
+    Args:
+        settings: the resolved profile (:func:`nablatau.profiles.resolve_profile`).
+        role: ``"original"`` (the whole training set) or ``"retrain"`` (the retain split only).
+        dataset: the data set's name, e.g. ``"cifar10"`` or ``"goemotions"``.
+        forget: for ``"retrain"``, what was removed: ``forget_fraction`` and ``split_seed``, or
+            ``forget_classes``.
+
+    Raises:
+        ConfigError: an unknown role or forget key, or a retrained model without a forget set.
+    """
+    problems = []
+    if role not in REFERENCE_MODELS:
+        problems.append(f"role must be one of {list(REFERENCE_MODELS)}, got {role!r}")
+    unknown = sorted(set(forget) - {"forget_fraction", "split_seed", "forget_classes"})
+    if unknown:
+        problems.append(f"unknown forget keys {unknown}; pass forget_fraction and split_seed, or forget_classes")
+    if (role == "retrain") != bool(forget):
+        problems.append("a retrained model's key names its forget set (forget_fraction and split_seed, or "
+                        f"forget_classes) and the original's names none; got role {role!r} with {forget}")
+    raise_if_any(problems)
+    if settings["experiment"] == "text":
+        model = {"model": "text-classifier", **{name: settings[name] for name in
+                                                 ("encoder", "pooling", "max_length", "n_val", "n_test")}}
+    else:
+        model = {"model": "resnet18"}
+    return {"role": role, "dataset": dataset, **model, **forget}
+
+
+def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, settings: Mapping[str, Any], *,
+                  key: Mapping[str, Any], loss: PerSampleLoss = cross_entropy, collate_fn: Callable | None = None,
+                  seed: int = 0, cache: CheckpointCache | None = None, device: torch.device | None = None,
+                  progress: bool = True) -> tuple[nn.Module, dict]:
+    """``build_model()`` trained on ``train_set`` with the profile's recipe, or loaded from the cache.
+
+    The model is built right after seeding torch with ``seed``, so its initial weights, and with them
+    the trained weights on the CPU, are the same for the same seed.
+
+    Args:
+        build_model: makes the untrained model.
+        train_set: what it trains on.
+        settings: the resolved profile; its ``recipe`` is the training recipe.
+        key: what else determines the weights (:func:`checkpoint_key`); the training-set size, recipe
+            and seed are added.
+        loss, collate_fn: the per-sample loss and the batch collation (text).
+        seed: initial weights and batch order.
+        cache: default ``CheckpointCache()`` (``$NABLATAU_CACHE_DIR`` or ``./checkpoints``).
+        device: default :func:`default_device`.
+        progress: show a progress bar while training.
+
+    Returns:
+        ``(model on device, info)``: ``info`` holds ``cached``, ``path``, the training wall time and
+        history (recorded at training time, so also when the model comes from the cache).
+    """
+    device = device or default_device()
+    recipe: TrainRecipe = settings["recipe"]
+    spec = {**key, "n_train": len(train_set), "recipe": recipe_spec(recipe), "seed": seed}
+    generator = torch.Generator().manual_seed(seed)
+    if device.type == "cuda" and can_stay_resident([train_set], device, collate_fn):
+        loader = ResidentLoader(train_set, recipe.batch_size, shuffle=True, generator=generator, device=device)
+    else:
+        loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,
+                            collate_fn=collate_fn)
+    torch.manual_seed(seed)
+    model, info = (cache or CheckpointCache()).get_or_train(
+        spec, build_model().to(device),
+        lambda fresh: train(fresh, loader, recipe, loss=loss, seed=seed, progress=progress))
+    return model.to(device), info
+
+
+# --- Methods -------------------------------------------------------------------------------------
+
+
+def method_function(name: str) -> Callable[..., UnlearnResult]:
+    """``nablatau.unlearn`` for "nablatau", else the baseline of that name (see ``baselines.METHODS``).
+
+    Raises:
+        ConfigError: an unknown name, listing the known ones.
+    """
+    from .baselines import METHODS  # imported here: baselines imports this package's core modules
+
+    functions = {"nablatau": unlearn, **METHODS}
+    if name not in functions:
+        raise ConfigError(f"unknown method {name!r}; choose from {sorted(functions)}")
+    return functions[name]
+
+
+#: Settings the runner itself reads (and removes) before calling a method.
+RUNNER_SETTINGS = ("batch_size",)
+
+
+def check_methods(methods: Sequence[str], method_settings: Mapping[str, Mapping[str, Any]]) -> None:
+    """Fail before any work on an unknown method, a setting a method does not take, or settings of no method.
+
+    Raises:
+        ConfigError: listing every problem, with the valid names.
+    """
+    problems = []
+    for name in methods:
+        try:
+            parameters = inspect.signature(method_function(name)).parameters
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            continue
+        unknown = sorted(set(method_settings.get(name, {})) - set(parameters) - set(RUNNER_SETTINGS))
+        if unknown:
+            problems.append(f"{name} takes no settings {unknown}; its settings are "
+                            f"{sorted(set(parameters) - {'model', 'forget', 'retain', 'val'})}")
+    unused = sorted(set(method_settings) - set(methods))
+    if unused:
+        problems.append(f"method_settings names methods that are not run: {unused}; add them to methods")
+    raise_if_any(problems)
+
+
+def run_method(name: str, model: nn.Module, splits: UnlearningSplits, settings: Mapping[str, Any], *,
+               batch_size: int, seed: int = 0, collate_fn: Callable | None = None,
+               device: torch.device | None = None, callback: Callable | None = None,
+               progress: bool = True) -> UnlearnResult:
+    """Run method ``name`` on ``model`` (in place) with fresh loaders over ``splits``, seeded with ``seed``.
+
+    Fresh, identically seeded loaders for every method: its batches do not depend on which methods
+    ran before it, so a resumed run gives the numbers of an uninterrupted one. ``settings`` are the
+    method's keyword arguments; a ``batch_size`` among them replaces ``batch_size`` for its loaders.
+
+    Raises:
+        DivergenceError: the method diverged (its history is attached).
+    """
+    settings = dict(settings)
+    batches = loaders(splits, batch_size=settings.pop("batch_size", batch_size), seed=seed, collate_fn=collate_fn,
+                      device=device)
+    return method_function(name)(model, batches["forget"], batches["retain"], batches["val"], seed=seed,
+                                 progress=progress, callback=callback, **settings)
+
+
+def measuring_loaders(splits: UnlearningSplits | Mapping[str, Dataset], batch_size: int, *,
+                      collate_fn: Callable | None = None, device: torch.device | None = None) -> dict[str, Any]:
+    """Loaders in a fixed order of every split but ``val``: what every model is measured on."""
+    in_order = loaders(splits, batch_size=batch_size, collate_fn=collate_fn, device=device, shuffle=False)
+    return {name: loader for name, loader in in_order.items() if name != "val"}
+
+
+def compare_methods(original: nn.Module, splits: UnlearningSplits, methods: Sequence[str], *, batch_size: int,
+                    collate_fn: Callable | None = None,
+                    method_settings: Mapping[str, Mapping[str, Any]] | None = None, task: str = "multiclass",
+                    evaluated: Sequence[str] = ("retain", "forget", "test"),
+                    attack: tuple[str, str] = ("forget", "test"), seed: int = 0,
+                    progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Run every method on its own copy of an in-memory ``original`` and measure it; nothing is saved.
+
+    :func:`run_experiment`'s method step without the results file: each method gets fresh loaders
+    (:func:`run_method`) and every model is measured in a fixed order. ``method_settings[name]`` holds
+    keyword arguments for that method. Returns, per method, the :func:`~nablatau.evaluate.evaluate`
+    metrics plus ``runtime_s``, the resolved ``config`` and the per-epoch ``history``.
+
+    Raises:
+        ConfigError: an unknown method, or settings of a method not run (before any work).
+    """
+    method_settings = method_settings or {}
+    check_methods(methods, method_settings)
+    in_order = loaders(splits, batch_size=batch_size, collate_fn=collate_fn, shuffle=False)
+    measured = {name: in_order[name] for name in dict.fromkeys([*evaluated, *attack])}
+    outcome = {}
+    for name in methods:
+        model = copy.deepcopy(original)
+        result = run_method(name, model, splits, method_settings.get(name, {}), batch_size=batch_size, seed=seed,
+                            collate_fn=collate_fn, progress=progress)
+        outcome[name] = {**evaluate(model, measured, task=task, attack=attack, seed=seed),
+                         "runtime_s": result.wall_time_s, "config": result.config, "history": result.history}
+        del model
+    return outcome
+
+
+# --- One experiment --------------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    """A removal experiment, loaded: its data, its model and how each model is trained and measured.
+
+    :mod:`nablatau.removal` builds one per experiment (images, text); :func:`run_experiment` runs it.
+    """
+
+    settings: dict[str, Any]  # the resolved profile: recipe, unlearn_batch_size, ...
+    dataset: str  # names the checkpoints (:func:`checkpoint_key`)
+    train_set: Dataset  # the original's training set
+    splits: UnlearningSplits  # retain/forget from train_set; val/test (and extras) held out
+    build_model: Callable[[], nn.Module]
+    forget: dict[str, Any]  # what is removed: forget_fraction and split_seed, or forget_classes
+    method_settings: Mapping[str, Mapping[str, Any]]  # keyword arguments per method
+    seed: int = 0  # model initialisation, loader order, every method's seed and the attack's
+    loss: PerSampleLoss = cross_entropy
+    task: str = "multiclass"
+    collate_fn: Callable | None = None
+    attack: tuple[str, str] = ("forget", "test")
+    start: Callable[[nn.Module], nn.Module] = copy.deepcopy  # each method's copy of the original
+    tracked: Sequence[str] = TRACKED_METHODS
+    device: torch.device = field(default_factory=default_device)
+    cache: CheckpointCache | None = None
+    progress: bool = True
+
+    def trained(self, role: str, train_set: Dataset) -> tuple[nn.Module, dict]:
+        """The ``role`` model trained on ``train_set`` (or loaded from the cache)."""
+        key = checkpoint_key(self.settings, role, dataset=self.dataset, **(self.forget if role == "retrain" else {}))
+        return trained_model(self.build_model, train_set, self.settings, key=key, loss=self.loss,
+                             collate_fn=self.collate_fn, seed=self.seed, cache=self.cache, device=self.device,
+                             progress=self.progress)
+
+
+def original_model(setup: Setup) -> tuple[nn.Module, dict]:
+    """The original: trained once on the whole training set, then loaded from the checkpoint cache."""
+    return setup.trained("original", setup.train_set)
+
+
+def retrained_model(setup: Setup) -> tuple[nn.Module, dict]:
+    """The gold standard: trained from scratch on the retain split with the original's recipe (cached too)."""
+    return setup.trained("retrain", setup.splits.retain)
+
+
+@dataclass
+class RemovalRun:
+    """What one run measured, as saved in its results file at ``path``."""
+
+    config: dict[str, Any]
+    models: dict[str, dict[str, Any]]
+    path: Path
+
+    @classmethod
+    def load(cls, path: Path, wanted: Sequence[str]) -> RemovalRun:
+        """The run as its results file holds it (plain JSON values), restricted to the ``wanted`` models."""
+        saved = load_results(path)
+        return cls(saved["config"], {name: saved["models"][name] for name in wanted}, path)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per model: the issue's metrics, runtime and runtime relative to retraining."""
+        text = self.config.get("settings", {}).get("experiment") == "text"
+        columns = list(TEXT_TABLE_COLUMNS if text else TABLE_COLUMNS)
+        if self.config.get("forget_classes") is not None:
+            columns[3:3] = ["test_forget_class_acc", "test_other_classes_acc"]
+        return results_table(self.measured, columns=columns)
+
+    @property
+    def measured(self) -> dict[str, dict[str, Any]]:
+        """The models that finished, without the ones that failed."""
+        return {name: m for name, m in self.models.items() if "error" not in m}
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """``{method: error message}`` for the methods that diverged."""
+        return {name: m["error"] for name, m in self.models.items() if "error" in m}
+
+    def history(self, name: str) -> pd.DataFrame:
+        """The per-epoch history of model ``name`` (training epochs for original and retrain)."""
+        return pd.DataFrame(self.models[name].get("history", []))
+
+
+def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Setup], *,
+                   methods: Sequence[str], method_settings: Mapping[str, Mapping[str, Any]],
+                   output_dir: str | Path) -> RemovalRun:
+    """Run (or resume) one removal experiment: the original, the retrained model, then every method.
+
+    Args:
+        notebook: names the results folder, ``<output_dir>/<notebook>/<run-id>.json``.
+        config: everything that determines the numbers; its hash names the results file.
+        setup: builds the :class:`Setup` (loads the data); called only when a model is still missing.
+        methods: ∇τ (``"nablatau"``) and baselines by name; original and retrain always run.
+        method_settings: keyword arguments per method (checked against each method before any work).
+        output_dir: root folder of the results files.
+
+    Returns:
+        A :class:`RemovalRun`. A method that diverges is recorded with its error and the others still
+        run; ``run.failed`` lists them.
+
+    Raises:
+        ConfigError: an unknown method or setting, or a reference model among ``methods``.
+    """
+    methods = list(dict.fromkeys(methods))
+    clash = sorted(set(methods) & set(REFERENCE_MODELS))
+    if clash:
+        raise ConfigError(f"{clash} always run as the reference models; remove them from methods")
+    check_methods(methods, {name: method_settings[name] for name in methods if name in method_settings})
+    path = results_path(output_dir, notebook, config)
+    models: dict[str, dict[str, Any]] = load_results(path)["models"] if path.exists() else {}
+    wanted = [*REFERENCE_MODELS, *methods]
+    todo = [name for name in wanted if name not in models]
+    if not todo:
+        print(f"Every model is already measured in {path}; delete that file to measure again.")
+        return RemovalRun.load(path, wanted)
+    if models:
+        print(f"Resuming {path}: {sorted(set(wanted) - set(todo))} already measured, running {todo}.")
+
+    run = setup()
+    original, original_info = original_model(run)
+    batch_size = run.settings["unlearn_batch_size"]
+    measured = measuring_loaders(run.splits, batch_size, collate_fn=run.collate_fn, device=run.device)
+
+    def measure(model: nn.Module, keep_losses: bool = False) -> dict[str, Any]:
+        return evaluate(model, measured, task=run.task, attack=run.attack, seed=run.seed, sample_losses=keep_losses)
+
+    def track(epoch: int, model: nn.Module) -> dict[str, Any]:
+        scores = evaluate(model, {name: measured[name] for name in dict.fromkeys([*run.attack, "test"])},
+                          task=run.task, attack=run.attack, seed=run.seed)
+        return {key: scores[key] for key in TRACKED_METRICS}
+
+    for name in todo:
+        if name == "original":
+            models[name] = {**measure(original, keep_losses=True), "runtime_s": original_info["wall_time_s"],
+                            "history": original_info.get("history", [])}
+        elif name == "retrain":
+            retrained, info = retrained_model(run)
+            models[name] = {**measure(retrained, keep_losses=True), "runtime_s": info["wall_time_s"],
+                            "history": info.get("history", []),
+                            "config": {"recipe": run.settings["recipe"], "seed": run.seed, **run.forget}}
+            del retrained
+        else:
+            model = run.start(original)
+            try:
+                result = run_method(name, model, run.splits, run.method_settings.get(name, {}), batch_size=batch_size,
+                                    seed=run.seed, collate_fn=run.collate_fn, device=run.device,
+                                    callback=track if name in run.tracked else None, progress=run.progress)
+            except DivergenceError as error:  # recorded, and the other methods still run
+                models[name] = {"error": str(error), "history": getattr(error, "history", [])}
+                print(f"{name} diverged: {error}")
+            else:
+                models[name] = {**measure(model, keep_losses=name == "nablatau"), "runtime_s": result.wall_time_s,
+                                "config": result.config, "history": result.history}
+            del model
+        save_results(output_dir, notebook, config=config, models=models)
+    return RemovalRun.load(path, wanted)
