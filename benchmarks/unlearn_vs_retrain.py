@@ -2,10 +2,11 @@
 
 For each forget fraction the original model (cached) is unlearned with ∇τ's default rules and a fresh
 ResNet-18 is trained on the retain set with the original's recipe (the paper's gold standard, same
-epoch budget as the original): the ``quick`` profile of :mod:`nablatau.experiment`. Prints wall
-times, their ratio, and the loss-MIA of the original, the unlearned and the retrained model; writes
-the rows as JSON when --output is given. Trained models come from the checkpoint cache when there
-(their recorded training time is reported), so run with an empty NABLATAU_CACHE_DIR for fresh timings.
+epoch budget as the original): the ``quick`` profile of :mod:`nablatau.profiles`, run by
+:func:`nablatau.removal.run_removal` like every notebook. Prints wall times, their ratio, and the
+loss-MIA of the original, the unlearned and the retrained model; writes the rows as JSON when --output
+is given. Trained models come from the checkpoint cache when there (their recorded training time is
+reported), so run with an empty NABLATAU_CACHE_DIR for fresh timings.
 
     python benchmarks/unlearn_vs_retrain.py                    # 2,000 images, 3 / 15 / 30 %
     python benchmarks/unlearn_vs_retrain.py --n-train 5000 --fractions 0.1
@@ -14,16 +15,17 @@ the rows as JSON when --output is given. Trained models come from the checkpoint
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
+import tempfile
 
 import pandas as pd
 import torch
 
-import nablatau
-from nablatau.data import load_cifar, loaders, make_splits
-from nablatau.experiment import default_device, profile_data, resolve_profile, trained_model
+from nablatau.data import load_cifar
+from nablatau.profiles import resolve_profile
+from nablatau.removal import run_removal
+from nablatau.runner import default_device
 from nablatau.train import recipe_spec
 
 
@@ -38,48 +40,35 @@ def main() -> None:
     parser.add_argument("--output", help="write the table as JSON here")
     args = parser.parse_args()
     quick = resolve_profile("quick")
-    settings = resolve_profile("quick", n_train=args.n_train, n_heldout=args.n_heldout,
-                               recipe=quick["recipe"].replace(epochs=args.epochs), unlearn_batch_size=args.batch_size)
-    recipe, device = settings["recipe"], default_device()
+    overrides = {"n_train": args.n_train, "n_heldout": args.n_heldout, "unlearn_batch_size": args.batch_size,
+                 "recipe": quick["recipe"].replace(epochs=args.epochs)}
+    recipe, device = quick["recipe"].replace(epochs=args.epochs), default_device()
     cifar = load_cifar("cifar10")
-    train_set, heldout = profile_data(cifar, settings, seed=args.seed)
-    key = {"role": "original", "dataset": "cifar10", "model": "resnet18"}
-    original, info = trained_model(lambda: nablatau.resnet18(10), train_set, settings, key=key, seed=args.seed, device=device)
-    original_time = info["wall_time_s"]
 
     rows = []
-    for fraction in args.fractions:
-        splits = make_splits(train_set, heldout, forget_fraction=fraction, seed=42)
-        batches = loaders(splits, batch_size=args.batch_size, seed=args.seed, device=device)
-        evaluated = {name: batches[name] for name in ("retain", "forget", "test")}
-        before = nablatau.evaluate(original, evaluated)
-
-        unlearned = copy.deepcopy(original)
-        result = nablatau.unlearn(unlearned, batches["forget"], batches["retain"], batches["val"],
-                                  seed=args.seed)
-        after = nablatau.evaluate(unlearned, evaluated)
-
-        retrained, retrain_info = trained_model(
-            lambda: nablatau.resnet18(10), splits.retain, settings, seed=args.seed, device=device,
-            key={**key, "role": "retrain", "forget_fraction": fraction, "split_seed": 42})
-        retrain_time = retrain_info["wall_time_s"]
-        gold = nablatau.evaluate(retrained, evaluated)
-
-        rows.append({
-            "forget_fraction": fraction, "n_forget": len(splits.forget), "unlearn_epochs": result.config["epochs"],
-            "alpha0": round(result.config["alpha0"], 4), "unlearn_s": round(result.wall_time_s, 1),
-            "retrain_s": round(retrain_time, 1), "retrain/unlearn": round(retrain_time / result.wall_time_s, 2),
-            "mia_original": round(before["mia_loss"], 3), "mia_unlearned": round(after["mia_loss"], 3),
-            "mia_retrained": round(gold["mia_loss"], 3), "test_acc_original": round(before["test_acc"], 3),
-            "test_acc_unlearned": round(after["test_acc"], 3), "test_acc_retrained": round(gold["test_acc"], 3),
-        })
+    # The runner's results files go to a scratch folder, so every benchmark run measures afresh; trained
+    # models still come from the checkpoint cache when there.
+    with tempfile.TemporaryDirectory() as scratch:
+        for fraction in args.fractions:
+            run = run_removal("unlearn_vs_retrain", profile="quick", overrides=overrides, forget_fraction=fraction,
+                              seed=args.seed, methods=["nablatau"], output_dir=scratch, data=cifar, device=device)
+            before, after, gold = (run.models[name] for name in ("original", "nablatau", "retrain"))
+            rows.append({
+                "forget_fraction": fraction, "n_forget": len(before["sample_losses"]["forget"]),
+                "unlearn_epochs": after["config"]["epochs"], "alpha0": round(after["config"]["alpha0"], 4),
+                "unlearn_s": round(after["runtime_s"], 1), "retrain_s": round(gold["runtime_s"], 1),
+                "retrain/unlearn": round(gold["runtime_s"] / after["runtime_s"], 2),
+                "mia_original": round(before["mia_loss"], 3), "mia_unlearned": round(after["mia_loss"], 3),
+                "mia_retrained": round(gold["mia_loss"], 3), "test_acc_original": round(before["test_acc"], 3),
+                "test_acc_unlearned": round(after["test_acc"], 3), "test_acc_retrained": round(gold["test_acc"], 3),
+            })
+            original_time = before["runtime_s"]
 
     table = pd.DataFrame(rows)
     where = torch.cuda.get_device_name() if device.type == "cuda" else (
         f"{torch.get_num_threads()} CPU threads on {platform.processor() or platform.machine()}")
     print(f"\nCIFAR-10 subset: {args.n_train} train / {args.n_heldout} held-out images, ResNet-18, {where}; "
-          f"original model trained in {original_time:.1f} s ({recipe.epochs} epochs"
-          f"{', from cache' if info.get('cached') else ''}).")
+          f"original model trained in {original_time:.1f} s ({recipe.epochs} epochs, as recorded when trained).")
     print(table.to_string(index=False))
     if args.output:
         with open(args.output, "w") as handle:

@@ -24,3 +24,8 @@ def real_data_dir() -> Path:
             "Set NABLATAU_DATA_DIR to the folder holding cifar10/ and goemotions/ (project shared/data)."
         )
     return root
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The tier of tests that train models for real (registered here until pyproject.toml lists it).
+    config.addinivalue_line("markers", "slow: trains models for real, starts Ray or runs notebooks")

@@ -10,12 +10,14 @@ import pytest
 
 import nablatau
 from nablatau.data import load_cifar, loaders, make_splits
-from nablatau.experiment import profile_data, resolve_profile, trained_model
+from nablatau.profiles import resolve_profile
+from nablatau.removal import profile_data
+from nablatau.runner import checkpoint_key, trained_model
 from nablatau.train import CheckpointCache
 
 FORGET_FRACTION = 0.10
 QUICK = resolve_profile("quick")  # 2,000 training images, Adam without augmentation, 12 epochs
-ORIGINAL = {"role": "original", "dataset": "cifar10", "model": "resnet18"}
+ORIGINAL = checkpoint_key(QUICK, dataset="cifar10")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ from torch.utils.data import TensorDataset
 from nablatau.data import ImageData
 from nablatau.errors import ConfigError
 from nablatau.models import default_text_encoder, resnet18
-from nablatau.experiment import PAPER, profile_data, resolve_profile, trained_model
+from nablatau.profiles import PAPER, resolve_profile
+from nablatau.removal import profile_data
+from nablatau.runner import checkpoint_key, trained_model
 from nablatau.train import CIFAR_RECIPE, CheckpointCache
 
 
@@ -48,13 +50,13 @@ def test_profile_data_subsets_and_the_model_is_cached_per_role(tmp_path):
     train_set, heldout = profile_data(data, settings)
     assert len(train_set) == 20 and len(heldout) == 10
     cache = CheckpointCache(tmp_path)
-    key = {"role": "original", "dataset": data.name, "model": "resnet18"}
+    key = checkpoint_key(settings, dataset=data.name)
     model, info = trained_model(lambda: resnet18(10), train_set, settings, key=key, cache=cache, progress=False)
     again, again_info = trained_model(lambda: resnet18(10), train_set, settings, key=key, cache=cache, progress=False)
     assert not info["cached"] and again_info["cached"]
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     _, retrain_info = trained_model(lambda: resnet18(10), train_set, settings, cache=cache, progress=False,
-                                    key={**key, "role": "retrain", "forget_fraction": 0.1})
+                                    key=checkpoint_key(settings, "retrain", dataset=data.name, forget_fraction=0.1))
     assert not retrain_info["cached"] and len(list(tmp_path.glob("*.pt"))) == 2
 
 
@@ -71,7 +73,8 @@ def _tiny_splits(n_forget=16, n_retain=48):
 
 
 def test_compare_methods_runs_each_on_a_copy_and_reports_metrics():
-    from nablatau.experiment import compare_methods, ranking, results_table
+    from nablatau.runner import compare_methods
+    from nablatau.tables import ranking, results_table
 
     torch.manual_seed(0)
     original = torch.nn.Linear(4, 3)
@@ -93,7 +96,8 @@ def test_compare_methods_runs_each_on_a_copy_and_reports_metrics():
 
 
 def test_compare_methods_refuses_unknown_methods_and_stray_settings_before_any_work():
-    from nablatau.experiment import compare_methods, ranking
+    from nablatau.runner import compare_methods
+    from nablatau.tables import ranking
 
     with pytest.raises(ConfigError, match=r"unknown method 'sdd'; choose from \['amnesiac'"):
         compare_methods(torch.nn.Linear(4, 3), _tiny_splits(), ["nablatau", "sdd"], batch_size=8)
@@ -105,7 +109,7 @@ def test_compare_methods_refuses_unknown_methods_and_stray_settings_before_any_w
 
 def test_text_splits_take_val_from_dev_and_test_from_test():
     from nablatau.data import TextData, TextSplit
-    from nablatau.experiment import text_splits
+    from nablatau.removal import text_splits
 
     class Tokenizer:  # whitespace tokens, enough for TextDataset
         def __call__(self, texts, truncation, max_length, padding):
@@ -128,7 +132,7 @@ def test_same_seed_trains_the_same_model_in_separate_caches(tmp_path):
     data = _tiny_cifar()
     settings = resolve_profile("smoke", n_train=20, n_heldout=None)
     settings["recipe"] = settings["recipe"].replace(epochs=1, batch_size=10)
-    key = {"role": "original", "dataset": data.name, "model": "resnet18"}
+    key = checkpoint_key(settings, dataset=data.name)
     runs = [trained_model(lambda: resnet18(10), data.train, settings, key=key, progress=False,
                           cache=CheckpointCache(tmp_path / name))[0] for name in ("a", "b")]
     assert all(torch.equal(a, b) for a, b in zip(runs[0].state_dict().values(), runs[1].state_dict().values()))

@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-import nablatau.removal as removal
+import nablatau.runner as runner
 from nablatau import baselines
 from nablatau.data import load_cifar
 from nablatau.errors import ConfigError, DivergenceError
-from nablatau.experiment import closest_to_retrain
+from nablatau.profiles import IMAGE_METHOD_SETTINGS
 from nablatau.removal import removal_config, run_removal, run_train_original
+from nablatau.tables import closest_to_retrain
 
 SCHEMA = {"retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy", "runtime_s"}
 METHODS = ["nablatau", "ssd"]
@@ -53,7 +54,7 @@ def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache
     losses = saved["models"]["original"]["sample_losses"]
     assert len(losses["forget"]) == 60 and len(losses["test"]) == 100  # 15 % of 400; half of 200 held out
     assert saved["config"]["forget_fraction"] == 0.15 and saved["config"]["split_seed"] == 42
-    assert saved["config"]["method_settings"] == json.loads(json.dumps(removal.IMAGE_METHOD_SETTINGS))
+    assert saved["config"]["method_settings"] == json.loads(json.dumps(IMAGE_METHOD_SETTINGS))
     assert {"torch", "device"} <= saved["environment"].keys()
     assert list(run.table.index) == ["original", "retrain", *METHODS]
     assert run.table.loc["retrain", "runtime_vs_retrain"] == 1.0
@@ -61,7 +62,7 @@ def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache
 
 def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, cifar, cache, monkeypatch):
     first = _run(tmp_path, cifar)
-    monkeypatch.setattr(removal, "original_image_model", _must_not_run)
+    monkeypatch.setattr(runner, "original_model", _must_not_run)
     again = _run(tmp_path, cifar)  # everything measured: no model is even loaded
     assert again.models == json.loads(json.dumps(first.models))
 
@@ -72,7 +73,7 @@ def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, ci
     first.path.write_text(json.dumps(saved))
     calls = []
     monkeypatch.setitem(baselines.METHODS, "ssd", _counting(baselines.ssd, calls))
-    monkeypatch.setattr(removal, "retrained_image_model", _must_not_run)  # retrain is measured already
+    monkeypatch.setattr(runner, "retrained_model", _must_not_run)  # retrain is measured already
     resumed = _run(tmp_path, cifar)
     assert calls == ["ssd"] and resumed.models["nablatau"] == saved["models"]["nablatau"]
     assert SCHEMA <= resumed.models["ssd"].keys()
@@ -127,7 +128,7 @@ def test_bad_forget_settings_are_errors(kwargs, message):
     (["retrain"], "always run as the reference models"),
 ])
 def test_bad_methods_fail_before_any_training(tmp_path, methods, message, monkeypatch):
-    monkeypatch.setattr(removal, "original_image_model", _must_not_run)
+    monkeypatch.setattr(runner, "original_model", _must_not_run)
     with pytest.raises(ConfigError, match=message):
         run_removal("subset_removal", profile="smoke", forget_fraction=0.1, methods=methods, output_dir=tmp_path)
 

@@ -9,7 +9,8 @@ import torch
 
 import nablatau
 from nablatau.data import load_goemotions, loaders, text_collate
-from nablatau.experiment import TEXT_METHOD_SETTINGS, resolve_profile, text_splits
+from nablatau.profiles import TEXT_METHOD_SETTINGS, resolve_profile
+from nablatau.removal import text_splits
 from nablatau.models import TextClassifier, load_tokenizer
 
 SETTINGS = resolve_profile("smoke", "text", n_train=64, n_val=16, n_test=32)
@@ -55,7 +56,7 @@ MEMORISED["recipe"] = MEMORISED["recipe"].replace(epochs=25)
 
 @pytest.fixture(scope="module")
 def memorised_run(real_data_dir, tmp_path_factory):
-    from nablatau.experiment import trained_model
+    from nablatau.runner import checkpoint_key, trained_model
     from nablatau.losses import multilabel_bce
     from nablatau.train import CheckpointCache
 
@@ -65,7 +66,7 @@ def memorised_run(real_data_dir, tmp_path_factory):
     batches = loaders(splits, batch_size=MEMORISED["unlearn_batch_size"], seed=0, collate_fn=collate)
     original, _ = trained_model(
         lambda: TextClassifier(MEMORISED["encoder"], num_labels=28, dropout=0.5, pooling=MEMORISED["pooling"]),
-        train_set, MEMORISED, key={"role": "original", "test": "text"}, loss=multilabel_bce, collate_fn=collate,
+        train_set, MEMORISED, key=checkpoint_key(MEMORISED, dataset="goemotions"), loss=multilabel_bce, collate_fn=collate,
         progress=False, cache=CheckpointCache(tmp_path_factory.mktemp("checkpoints")))
     return original, batches
 
