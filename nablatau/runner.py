@@ -18,7 +18,8 @@ by :func:`run_experiment`:
    :class:`~nablatau.errors.DivergenceError` is recorded with its error and the others go on.
 
 ∇τ and finetuning (:data:`TRACKED_METHODS`) are also measured after every epoch on image runs, for
-the curves.
+the curves. The α₀ sweep's cells (:func:`nablatau.sweep.run_cell`) use the same pieces one model at a
+time: :func:`checkpoint_key`, :func:`trained_model` and :func:`default_device`.
 """
 
 from __future__ import annotations

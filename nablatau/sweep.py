@@ -294,6 +294,8 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
     splits = make_splits(data.train, data.heldout, forget_fraction=cell.fraction, seed=cell.seed,
                          heldout_seed=HELDOUT_SEED)
     batches = loaders(splits, batch_size=settings["unlearn_batch_size"], seed=MODEL_SEED, device=device)
+    # Measured on these (shuffled) loaders after training, as every recorded sweep result was; the runner's
+    # fixed-order measuring (nablatau.runner.measuring_loaders) would change the attack's folds and numbers.
     evaluated = {name: batches[name] for name in ("retain", "forget", "test")}
     if cell.kind == "retrain":
         from .models import resnet18
