@@ -64,8 +64,8 @@ from .errors import ConfigError, DivergenceError, ShapeError, raise_if_any
 from .evaluate import TASKS
 from .losses import PerSampleLoss, cross_entropy, multilabel_bce
 from .train import CIFAR_RECIPE, OPTIMIZERS, TrainRecipe, make_optimizer, recipe_spec, train
-from .unlearn import (EpochCallback, UnlearnResult, _autocast, _cycle, dataset_size, default_epochs, finite_step,
-                      unlearn)
+from .loop import EpochCallback, UnlearnResult, autocast, cycle, dataset_size, finite_step
+from .unlearn import default_epochs, unlearn
 
 #: The training loss each task uses when ``loss`` is not given (the reference notebooks' losses).
 TRAIN_LOSS: dict[str, PerSampleLoss] = {"multiclass": cross_entropy, "multilabel": multilabel_bce}
@@ -237,7 +237,7 @@ def fisher_importance(model: nn.Module, batches: Iterable[Any], loss: PerSampleL
             inputs, targets = unpack(batch, device)
             if device.type == "cuda":
                 inputs = channels_last(inputs)
-            with _autocast(device):
+            with autocast(device):
                 logits = forward(model, inputs).float()
             mean = loss(logits, targets).mean()
             if not torch.isfinite(mean):
@@ -428,7 +428,7 @@ def neggrad_plus(
         opt = _optimizer(model, optimizer, lr, momentum, weight_decay)
         for epoch in loop.epochs():
             totals, retained, forgotten = _Mean(), _Mean(), _Mean()
-            forget_batches = _cycle(forget)
+            forget_batches = cycle(forget)
             for step, retain_batch in enumerate(retain):
                 retain_inputs, retain_targets = loop.unpack(retain_batch)
                 forget_inputs, forget_targets = loop.unpack(next(forget_batches))
@@ -1013,7 +1013,7 @@ class _Loop:
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         if self.on_cuda:
             inputs = channels_last(inputs)
-        with _autocast(self.device):
+        with autocast(self.device):
             return forward(model, inputs).float()
 
     def divergence(self, student: nn.Module | torch.Tensor, teacher: nn.Module, inputs: Any,
