@@ -98,21 +98,23 @@ TRAINING_CODE = ("torch", "ray", "nablatau.sweep", "nablatau.experiment", "nabla
                  "nablatau.unlearn", "nablatau.baselines", "nablatau.models", "nablatau.data")
 
 
-def _training_code_loaded_by(code: str) -> list[str]:
-    """Run ``code`` in a fresh interpreter (this checkout's nablatau) and list the training modules it imported."""
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def _training_code_loaded(steps: dict[str, str]) -> dict[str, list[str]]:
+    """Run each step's code, in order, in one fresh interpreter (this checkout's nablatau); per step, the
+    training modules imported so far."""
+    script = ["import json, sys", "loaded = {}"]
+    for name, code in steps.items():
+        script += [code, f"loaded[{name!r}] = sorted(sys.modules)"]
+    script.append("print(json.dumps(loaded))")
+    done = subprocess.run([sys.executable, "-c", "\n".join(script)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout.splitlines()[-1])
-    return sorted({name if name in TRAINING_CODE else name.split(".")[0] for name in loaded
-                   if name in TRAINING_CODE or name.split(".")[0] in TRAINING_CODE})
+    return {step: sorted({name if name in TRAINING_CODE else name.split(".")[0] for name in names
+                          if name in TRAINING_CODE or name.split(".")[0] in TRAINING_CODE})
+            for step, names in loaded.items()}
 
 
-def test_importing_the_figures_imports_no_training_code():
-    assert _training_code_loaded_by("import nablatau.figures") == []
-
-
-def test_make_figures_draws_the_sweep_without_training_code(tmp_path):
+def test_the_figures_import_and_draw_the_sweep_without_training_code(tmp_path):
     results = tmp_path / "results"  # the sweep's files only: the other notebooks' figures are tested above
     for alpha0, mia in ((0.1, 0.7), (0.5, 0.62)):  # two ∇τ cells and their retraining, as nablatau.sweep writes them
         config = {"kind": "nablatau", "dataset": "cifar10", "profile": "quick", "forget_fraction": 0.3, "seed": 1,
@@ -123,7 +125,9 @@ def test_make_figures_draws_the_sweep_without_training_code(tmp_path):
     config = {"kind": "retrain", "dataset": "cifar10", "profile": "quick", "forget_fraction": 0.3, "seed": 1}
     save_results(results, SWEEP_NOTEBOOK, config=config, models={"retrain": {"mia_loss": 0.6, "test_acc": 0.5}})
     out = tmp_path / "figures"
-    code = f"from nablatau.figures import main\nmain(['--results', {str(results)!r}, '--figures', {str(out)!r}])"
-    assert _training_code_loaded_by(code) == []
+    loaded = _training_code_loaded({
+        "import": "import nablatau.figures",
+        "make figures": f"nablatau.figures.main(['--results', {str(results)!r}, '--figures', {str(out)!r}])"})
+    assert loaded == {"import": [], "make figures": []}
     assert (out / "alpha_split_sweep-cifar10-quick-heatmaps.png").exists()
     assert "is the best of the 2 α₀ tried" in (out / "alpha_split_sweep-cifar10-quick-rule_vs_best.md").read_text()
