@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 
 from nablatau.errors import ConfigError
 from nablatau.results import results_path, run_id, save_results
@@ -30,6 +29,8 @@ ACCURACIES = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy")
 @pytest.fixture(scope="module")
 def sweep_env(real_data_dir, tmp_path_factory):
     """Ray on 2 local CPUs for the whole module, and one checkpoint cache shared by its tests."""
+    import ray  # here: the tests that need no Ray (make test-fast) do not pay for importing it
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     # Workers cannot import this test module: ship its functions (the failing cell below) by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
