@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .results import load_results, results_path
 from .sweep_rule import NOTEBOOK, rule_alpha0
 
-if TYPE_CHECKING:  # only for the annotation: importing the sweep would import torch and Ray
+if TYPE_CHECKING:  # only for the annotation: importing the sweep would import torch
     from .sweep import SweepGrid
 
 
