@@ -18,6 +18,9 @@ QUICK = resolve_profile("quick")  # 2,000 training images, Adam without augmenta
 ORIGINAL = {"role": "original", "dataset": "cifar10", "model": "resnet18"}
 
 
+pytestmark = pytest.mark.slow  # end to end: trains a ResNet-18 on real CIFAR-10
+
+
 @pytest.fixture(scope="module")
 def cifar_run(real_data_dir, tmp_path_factory):
     cifar = load_cifar("cifar10", real_data_dir)
