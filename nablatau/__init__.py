@@ -13,18 +13,56 @@ experiments), :mod:`~nablatau.tables`, :mod:`~nablatau.results`, :mod:`~nablatau
 :mod:`~nablatau.batches`, :mod:`~nablatau.errors`.
 """
 
-from . import baselines, data, losses, models, train
-from .data import (UnlearningSplits, class_forget_split, load_cifar, load_goemotions, loaders, make_splits,
-                   random_forget_split, split_heldout)
-from .errors import (CheckpointError, ConfigError, DataError, DataNotFoundError, DivergenceError,
-                     NablatauError, ShapeError)
-from .evaluate import evaluate
-from .mia import MIAResult, population_mia
-from .models import TextClassifier, resnet18
-from .train import CIFAR_RECIPE, GOEMOTIONS_RECIPE, CheckpointCache, TrainRecipe
-from .baselines import METHODS
-from .unlearn import (UnlearnResult, alpha_at, default_alpha0, default_epochs, refreshes_target_loss,
-                      unlearn)
+import importlib
+import importlib.util
+import sys
+import types
+from typing import Any
+
+# Nothing is imported here: each name below is imported from its submodule on first use (PEP 562), so that
+# ``import nablatau.figures`` (``make figures``) reads results files without importing torch or Ray.
+_NAMES = {
+    "data": ("UnlearningSplits", "class_forget_split", "load_cifar", "load_goemotions", "loaders", "make_splits",
+             "random_forget_split", "split_heldout"),
+    "errors": ("CheckpointError", "ConfigError", "DataError", "DataNotFoundError", "DivergenceError",
+               "NablatauError", "ShapeError"),
+    "evaluate": ("evaluate",),
+    "mia": ("MIAResult", "population_mia"),
+    "models": ("TextClassifier", "resnet18"),
+    "train": ("CIFAR_RECIPE", "GOEMOTIONS_RECIPE", "CheckpointCache", "TrainRecipe"),
+    "baselines": ("METHODS",),
+    "unlearn": ("UnlearnResult", "alpha_at", "default_alpha0", "default_epochs", "refreshes_target_loss",
+                "unlearn"),
+}
+_MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
+_FUNCTIONS_NAMED_AS_THEIR_MODULE = ("evaluate", "unlearn")  # nablatau.unlearn is the function, not the module
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule, e.g. nablatau.data
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    setattr(sys.modules[__name__], name, value)  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing a submodule binds it to the package's attribute of its name (``from nablatau.unlearn
+        # import ...`` sets ``nablatau.unlearn``); keep the function there instead, as eager imports did.
+        if name in _FUNCTIONS_NAMED_AS_THEIR_MODULE and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __version__ = "0.1.0"
 

@@ -7,10 +7,11 @@
   when a setting ran with several seeds);
 - per run, the plots the notebook shows (MIA and test accuracy over epochs, loss histograms);
 - across forget fractions, the loss-MIA and test accuracy of every method;
-- the α₀ × fraction sweep's heatmaps (:func:`nablatau.sweep.write_sweep_figures`) when its results exist;
+- the α₀ × fraction sweep's heatmaps (:func:`nablatau.sweep_figures.write_sweep_figures`) when its results exist;
 - ``figures/README.md``, an index naming the notebook, parameters and results file behind each figure.
 
-No model is trained or evaluated here.
+No model is trained or evaluated here, and no training code is imported (no torch, no Ray): a test
+imports this module in a fresh interpreter and checks.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .results import load_results  # noqa: E402
+from .sweep_figures import write_sweep_figures  # noqa: E402
+from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK  # noqa: E402
 
 #: Display names of the models, in table order.
 MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ", "finetune": "Finetune",
@@ -287,13 +290,11 @@ def write_figures(results_dir: str | Path = "results", figures_dir: str | Path =
         _removal_figures(_runs(results_dir, notebook, profile), notebook, columns, out, index)
     _text_figures(_runs(results_dir, "text_removal", profile), out, index)
     _training_figures(_runs(results_dir, "train_original", profile), out, index)
-    sweep_dir = results_dir / "alpha_split_sweep"
+    sweep_dir = results_dir / SWEEP_NOTEBOOK
     if sweep_dir.is_dir() and any(sweep_dir.glob("*.json")):
-        from .sweep import write_sweep_figures
-
-        sweep_runs = _runs(results_dir, "alpha_split_sweep", profile)
+        sweep_runs = _runs(results_dir, SWEEP_NOTEBOOK, profile)
         index.add(write_sweep_figures(results_dir, out, profile=profile), "α₀ × fraction sweep: heatmaps and the rule's α₀ vs the "
-                  "best α₀", sweep_runs[:1], "alpha_split_sweep")
+                  "best α₀", sweep_runs[:1], SWEEP_NOTEBOOK)
     return [*index.paths, index.write(profile)]
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .batches import forward, model_device, unpack
 from .errors import DataError
+from .loop import autocast
 from .losses import PerSampleLoss, cross_entropy, prediction_entropy
 
 
@@ -39,7 +40,7 @@ def predict(model: nn.Module, loader: DataLoader, *, progress: bool = False,
     try:
         for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
             inputs, batch_targets = unpack(batch, device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with autocast(device):
                 logits.append(forward(model, inputs).float().cpu())
             targets.append(batch_targets.cpu())
     finally:

@@ -3,6 +3,9 @@
 Each file records the run's ``config`` (every parameter and resolved hyperparameter), the environment
 (library versions, device, time) and, per model, its metrics, runtime and history. The run id is a
 hash of the config, so a rerun with the same parameters lands on the same file.
+
+Reading needs neither torch nor scikit-learn: they are imported only to record the environment of a
+run being saved, so :mod:`nablatau.figures` reads results without importing the training code.
 """
 
 from __future__ import annotations
@@ -13,14 +16,12 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
-import torch
-import torchvision
 
 
 def _plain(value: Any) -> Any:
@@ -28,13 +29,18 @@ def _plain(value: Any) -> Any:
         return dataclasses.asdict(value)
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
-    if isinstance(value, (Path, torch.device)):
+    torch = sys.modules.get("torch")  # a torch.device exists only if torch is imported: no need to import it
+    if isinstance(value, Path) or (torch is not None and isinstance(value, torch.device)):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def environment() -> dict[str, Any]:
     """Library versions, device and time of the run."""
+    import sklearn  # here, not at the top: only saving a run needs them (see the module docstring)
+    import torch
+    import torchvision
+
     return {
         "python": platform.python_version(), "torch": torch.__version__,
         "torchvision": torchvision.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,

@@ -8,8 +8,8 @@ to 50 % forgotten. This module reruns that grid so that it fills one laptop, one
   (fraction, α₀, seed) and writes its own results file atomically (:func:`nablatau.results.save_results`);
   one more task per (fraction, seed) retrains from scratch, the gold standard the cells are compared with;
 * a cell whose file exists is done: a rerun after a kill or a failure runs only the missing cells;
-* :func:`load_sweep` reads the files into one table, the ``plot_*`` functions and
-  :func:`write_sweep_figures` turn it into heatmaps and the rule-vs-best-α₀ plot.
+* :mod:`nablatau.sweep_figures` reads the files back (:func:`~nablatau.sweep_figures.load_sweep`) and turns
+  them into heatmaps and the rule-vs-best-α₀ plot, without importing this module (no torch, no Ray).
 
 Seeds: the cell's ``seed`` draws the forget set (``make_splits(..., seed=seed)``), as in the
 reference sweep (Unlearning_main_experiments_split_and_alpha.ipynb); the validation/test halves of the
@@ -34,13 +34,11 @@ import math
 import numbers
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -51,12 +49,12 @@ from .errors import ConfigError, NablatauError, raise_if_any
 from .evaluate import evaluate
 from .profiles import resolve_profile
 from .removal import profile_data
-from .results import load_results, results_path, save_results
+from .results import results_path, save_results
 from .runner import checkpoint_key, default_device, trained_model
+from .sweep_rule import NOTEBOOK, rule_alpha0
 from .train import CheckpointCache, recipe_spec
-from .unlearn import default_alpha0, default_epochs, unlearn
+from .unlearn import default_epochs, unlearn
 
-NOTEBOOK = "alpha_split_sweep"  # results land in <output_dir>/alpha_split_sweep/<run-id>.json
 MODEL_SEED = 0  # original model, loaders, ∇τ, retrained model and attack; the cell seed draws the forget set
 HELDOUT_SEED = 1337  # the reference sweep's SEED: one validation/test split of the held-out set for every cell
 TRAIN_MODE = True  # the reference sweep's net.train() during ∇τ's steps
@@ -82,17 +80,6 @@ SWEEP_PROFILES: dict[str, dict[str, Any]] = {
     # minute, of which starting Ray takes ~15 s.
     "smoke": {"fractions": (0.06, 0.30), "alphas": (0.10, 0.50), "seeds": (1,), "max_epochs": 80},
 }
-
-
-def rule_alpha0(fraction: float) -> float:
-    """The paper's α₀ = 5/3 · forget fraction (:func:`nablatau.unlearn.default_alpha0`), rounded to 6 digits.
-
-    Rounding keeps cell identities and table labels tidy (5/3 · 0.1 is 0.16666666666666669 in floats).
-
-        >>> rule_alpha0(0.1), rule_alpha0(0.3) == round(default_alpha0(300, 700), 6)
-        (0.166667, True)
-    """
-    return round(default_alpha0(fraction, 1.0 - fraction), 6)
 
 
 # --- The grid ------------------------------------------------------------------------------------
@@ -528,236 +515,3 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
 def _run_after(function: CellFunction, cell: Cell, data: SweepData, output_dir: str, cache_dir: str,
                *prerequisites: Any) -> Path:
     return function(cell, data, output_dir, cache_dir)
-
-
-# --- Results ---------------------------------------------------------------------------------------------
-
-METRICS = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_loss_std", "mia_entropy", "runtime_s")
-
-
-def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) -> pd.DataFrame:
-    """One row per ∇τ cell found under ``<output_dir>/alpha_split_sweep/``, retraining joined by (fraction, seed).
-
-    Columns: ``dataset``, ``profile``, ``fraction``, ``alpha0``, ``seed``, ``is_rule``, ``train_mode``, ``epochs``,
-    :data:`METRICS`, the same with a ``retrain_`` prefix (NaN where no retrain file exists),
-    ``mia_reference`` (``"retrain"``, or ``"chance"`` where no retrain exists) and ``mia_gap`` =
-    |mia_loss − retrain's mia_loss|, or |mia_loss − 0.5| against chance. With ``grid``, only that
-    grid's files are read. Where two files hold the same coordinates with other settings (e.g. after
-    a profile changed), the newest is kept, with a warning naming the others.
-    """
-    folder = Path(output_dir) / NOTEBOOK
-    if grid is not None:
-        files = [results_path(output_dir, NOTEBOOK, c.config()) for c in [*grid.retrain_cells, *grid.cells]]
-        files = [path for path in files if path.exists()]
-    else:
-        files = sorted(folder.glob("*.json"))
-    rows = {"nablatau": [], "retrain": []}
-    for path in files:
-        payload = load_results(path)
-        config = payload.get("config", {})
-        if config.get("kind") not in rows:
-            continue
-        model = payload["models"][config["kind"]]
-        row = {"dataset": config["dataset"], "profile": config["profile"], "fraction": config["forget_fraction"],
-               "seed": config["seed"]}
-        row.update({name: model.get(name, np.nan) for name in METRICS})
-        if config["kind"] == "nablatau":
-            row.update(alpha0=config["alpha0"], epochs=model.get("config", {}).get("epochs", np.nan),
-                       is_rule=math.isclose(config["alpha0"], rule_alpha0(row["fraction"]), rel_tol=1e-6),
-                       train_mode=config.get("train_mode", False))  # files from before the setting ran in eval mode
-        row.update(finished_at=payload.get("environment", {}).get("finished_at", ""), path=str(path))
-        rows[config["kind"]].append(row)
-    cells = _newest(pd.DataFrame(rows["nablatau"]), ["dataset", "profile", "fraction", "alpha0", "seed"])
-    retrains = _newest(pd.DataFrame(rows["retrain"]), ["dataset", "profile", "fraction", "seed"])
-    columns = ["dataset", "profile", "fraction", "alpha0", "seed", "is_rule", "train_mode", "epochs", *METRICS,
-               *(f"retrain_{m}" for m in METRICS), "mia_reference", "mia_gap", "path"]
-    if cells.empty:
-        return pd.DataFrame(columns=columns)
-    keys = ["dataset", "profile", "fraction", "seed"]
-    if retrains.empty:
-        retrains = pd.DataFrame(columns=[*keys, *METRICS])
-    retrains = retrains[[*keys, *METRICS]].rename(columns={m: f"retrain_{m}" for m in METRICS})
-    frame = cells.merge(retrains, on=keys, how="left")
-    has_retrain = frame["retrain_mia_loss"].notna()
-    frame["mia_reference"] = np.where(has_retrain, "retrain", "chance")
-    frame["mia_gap"] = (frame["mia_loss"] - frame["retrain_mia_loss"].where(has_retrain, 0.5)).abs()
-    return frame[columns].sort_values(["dataset", "profile", "fraction", "alpha0", "seed"]).reset_index(drop=True)
-
-
-def _newest(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    frame = frame.sort_values("finished_at")
-    stale = frame[frame.duplicated(keys, keep="last")]
-    if not stale.empty:
-        warnings.warn(f"{len(stale)} results files repeat cells of newer files with other settings and are ignored: "
-                      f"{', '.join(stale['path'])}; delete them if they are stale", stacklevel=3)
-    return frame.drop_duplicates(keys, keep="last")
-
-
-def _one_run(frame: pd.DataFrame) -> tuple[str, str]:
-    runs = frame[["dataset", "profile"]].drop_duplicates()
-    if len(runs) != 1:
-        raise ConfigError(f"the table holds {len(runs)} (dataset, profile) sweeps ({runs.values.tolist()}); pass one, "
-                          "e.g. frame[frame.profile == 'quick'], or load_sweep(..., grid=grid)")
-    return tuple(runs.iloc[0])
-
-
-def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per fraction: the rule's α₀ against the best α₀ tried there, averaged over seeds.
-
-    The best α₀ is the one (among the grid's and the rule's values run at that fraction) whose mean
-    ``mia_gap`` is smallest: loss-MIA closest to the retrained model's, or to chance (0.5) where no
-    retraining exists. ``mia_gap_difference`` = rule's gap − best gap (≥ 0, 0 when the rule is best);
-    ``test_acc_difference`` = rule's test accuracy − best's. ``mia_noise`` is the attack's mean std
-    over its cross-validation splits: a gap difference below it is within the attack's noise.
-    """
-    _one_run(frame)
-    means = frame.groupby(["fraction", "alpha0"])[["mia_gap", "test_acc", "mia_loss_std", "is_rule"]].mean()
-    rows = []
-    for fraction, group in means.groupby(level="fraction"):
-        group = group.droplevel("fraction")
-        best = group["mia_gap"].idxmin()
-        rule = rule_alpha0(fraction)
-        ruled = group[group["is_rule"] > 0]
-        rule_gap, rule_acc = (ruled["mia_gap"].iloc[0], ruled["test_acc"].iloc[0]) if len(ruled) else (np.nan, np.nan)
-        references = set(frame.loc[frame["fraction"] == fraction, "mia_reference"])
-        rows.append({"fraction": fraction, "rule_alpha0": rule, "best_alpha0": best,
-                     "rule_is_best": bool(math.isclose(best, rule, rel_tol=1e-6)),
-                     "rule_mia_gap": rule_gap, "best_mia_gap": group.loc[best, "mia_gap"],
-                     "mia_gap_difference": rule_gap - group.loc[best, "mia_gap"],
-                     "rule_test_acc": rule_acc, "best_test_acc": group.loc[best, "test_acc"],
-                     "test_acc_difference": rule_acc - group.loc[best, "test_acc"],
-                     "mia_noise": group["mia_loss_std"].mean(), "alphas_tried": len(group),
-                     "mia_reference": references.pop() if len(references) == 1 else "mixed"})
-    return pd.DataFrame(rows).set_index("fraction")
-
-
-def rule_verdicts(summary: pd.DataFrame) -> list[str]:
-    """Plain sentences from :func:`rule_summary`: an overall count, then per fraction whether the rule's α₀
-    is the best one tried and, where it is not, by how much (against the attack's own noise)."""
-    misses = [f"{fraction:.0%}" for fraction, row in summary.iterrows() if not row["rule_is_best"]]
-    lines = [f"The rule's α₀ is the best α₀ tried at {len(summary) - len(misses)} of {len(summary)} "
-             "forget fractions" + (f"; not at {', '.join(misses)}." if misses else ".")]
-    for fraction, row in summary.iterrows():
-        against = {"retrain": "the retrained model's", "chance": "chance (0.5)"}.get(
-            row["mia_reference"], "the reference (the retrained model's where it exists, else chance)")
-        head = f"forget {fraction:.0%}: the rule's α₀ = {row['rule_alpha0']:.3g}"
-        if math.isnan(row["rule_mia_gap"]):
-            lines.append(f"{head} has no result yet; rerun the sweep.")
-        elif row["rule_is_best"]:
-            lines.append(f"{head} is the best of the {row['alphas_tried']} α₀ tried: loss-MIA within "
-                         f"{row['rule_mia_gap']:.3f} of {against}.")
-        else:
-            noise = "within" if row["mia_gap_difference"] <= row["mia_noise"] else "beyond"
-            lines.append(f"{head} is NOT the best: α₀ = {row['best_alpha0']:.3g} brings loss-MIA within "
-                         f"{row['best_mia_gap']:.3f} of {against}, the rule within {row['rule_mia_gap']:.3f} "
-                         f"({row['mia_gap_difference']:.3f} worse, {noise} the attack's noise of "
-                         f"{row['mia_noise']:.3f}); test accuracy {row['rule_test_acc']:.3f} (rule) vs "
-                         f"{row['best_test_acc']:.3f}.")
-    return lines
-
-
-# --- Figures ---------------------------------------------------------------------------------------------
-
-HEATMAPS = (  # column, title, colour map, centre
-    ("mia_gap", "|loss-MIA − retrained model's loss-MIA|, lower is better", "rocket_r", None),
-    ("mia_loss", "loss-MIA, forget vs test (0.5 = chance)", "vlag", 0.5),
-    ("test_acc", "test accuracy", "viridis", None),
-)
-
-
-def _draw_rule(ax: Any, fractions: Sequence[float], alphas: Sequence[float]) -> None:
-    # Heatmap cells sit at integer + 0.5 on categorical axes; the rule's α₀ are columns, so the line
-    # passes through the rule's cells (np.interp places values between columns, if any).
-    x = np.interp([rule_alpha0(f) for f in fractions], alphas, np.arange(len(alphas))) + 0.5
-    ax.plot(x, np.arange(len(fractions)) + 0.5, color="white", linewidth=2.5)
-    ax.plot(x, np.arange(len(fractions)) + 0.5, color="black", linewidth=1.2, linestyle="--",
-            label="rule α₀ = 5/3 · fraction")
-
-
-def plot_heatmaps(frame: pd.DataFrame) -> Any:
-    """Heatmaps over (fraction, α₀), means over seeds: MIA gap, loss-MIA and test accuracy, the rule as a line.
-
-    Gaps measured against chance because no retraining exists for the cell are marked ``*``.
-    Returns a matplotlib ``Figure``.
-    """
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
-    dataset, profile = _one_run(frame)
-    means = frame.groupby(["fraction", "alpha0"]).mean(numeric_only=True)
-    chance = frame.assign(chance=frame["mia_reference"].eq("chance")).groupby(["fraction", "alpha0"])["chance"].any()
-    shape = means["mia_gap"].unstack("alpha0").shape
-    figure = Figure(figsize=(max(6.0, 0.6 * shape[1] + 2.5), 3 * (0.45 * shape[0] + 1.4)), layout="constrained")
-    for ax, (column, title, cmap, center) in zip(figure.subplots(3, 1), HEATMAPS):
-        table = means[column].unstack("alpha0")
-        marks = chance.unstack("alpha0").reindex_like(table).fillna(False).astype(bool)
-        annot = table.map(lambda v: f"{v:.2f}") + marks.map(lambda m: "*" if m and column == "mia_gap" else "")
-        sns.heatmap(table, ax=ax, mask=table.isna(), annot=annot.values, fmt="", cmap=cmap, center=center,
-                    linewidths=0.5, annot_kws={"fontsize": 7}, xticklabels=[f"{a:.3g}" for a in table.columns],
-                    yticklabels=[f"{f:g}" for f in table.index])
-        _draw_rule(ax, table.index, table.columns)
-        ax.tick_params(axis="y", rotation=0)
-        ax.invert_yaxis()
-        star = "\n(* no retraining: against chance, 0.5)" if column == "mia_gap" and marks.values.any() else ""
-        ax.set(xlabel="α₀", ylabel="forget fraction")
-        ax.set_title(f"{title}{star}", fontsize=10)
-    handles, labels = figure.axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", fontsize=8)
-    figure.suptitle(f"∇τ α₀ × forget fraction, {dataset}, profile {profile}, "
-                    f"mean over {frame['seed'].nunique()} seed(s)")
-    return figure
-
-
-def plot_rule_vs_best(frame: pd.DataFrame) -> Any:
-    """The rule's α₀ = 5/3 · fraction against the best α₀ tried at each fraction (:func:`rule_summary`)."""
-    from matplotlib.figure import Figure
-
-    dataset, profile = _one_run(frame)
-    summary = rule_summary(frame)
-    figure = Figure(figsize=(5.5, 4), layout="constrained")
-    ax = figure.subplots()
-    tried = frame[["fraction", "alpha0"]].drop_duplicates()
-    ax.scatter(tried["fraction"], tried["alpha0"], s=12, color="lightgray", label="α₀ tried")
-    line = np.linspace(0, summary.index.max() * 1.05, 50)
-    ax.plot(line, 5 / 3 * line, color="black", linestyle="--", label="rule: α₀ = 5/3 · fraction")
-    ax.plot(summary.index, summary["best_alpha0"], marker="o", linestyle="", color="C3",
-            label="best α₀ (loss-MIA closest to retraining's)")
-    ax.set(xlabel="forget fraction", ylabel="α₀", title=f"rule vs best α₀, {dataset}, profile {profile}")
-    ax.legend(fontsize=8, loc="upper left")
-    return figure
-
-
-def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
-                        profile: str | None = None) -> list[Path]:
-    """Write the figures and table of every sweep saved under ``results_dir``; returns the files written.
-
-    Per (dataset, profile) found in ``<results_dir>/alpha_split_sweep/`` (only ``profile``'s when given):
-    heatmaps and the rule-vs-best plot as PNG and PDF, and a markdown table of :func:`rule_summary`
-    with :func:`rule_verdicts`, named ``alpha_split_sweep-<dataset>-<profile>-*``. Reads saved results
-    only; no sweep saved, no file.
-    """
-    frame = load_sweep(results_dir)
-    if profile is not None:
-        frame = frame[frame["profile"] == profile]
-    figures_dir = Path(figures_dir)
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for (dataset, profile), group in frame.groupby(["dataset", "profile"]):
-        stem = figures_dir / f"{NOTEBOOK}-{dataset}-{profile}"
-        for name, figure in (("heatmaps", plot_heatmaps(group)), ("rule_vs_best", plot_rule_vs_best(group))):
-            for suffix in (".png", ".pdf"):
-                path = stem.with_name(f"{stem.name}-{name}{suffix}")
-                figure.savefig(path, dpi=150)
-                written.append(path)
-        summary = rule_summary(group)
-        text = (f"# ∇τ: the rule's α₀ vs the best α₀ per forget fraction ({dataset}, profile {profile})\n\n"
-                f"{group['seed'].nunique()} seed(s), {len(group)} cells. Best α₀: smallest mean "
-                "|loss-MIA − retrained model's loss-MIA| (against 0.5 where no retraining exists).\n\n"
-                f"{summary.reset_index().to_markdown(index=False, floatfmt='.3f')}\n\n"
-                + "".join(f"- {line}\n" for line in rule_verdicts(summary)))
-        path = stem.with_name(f"{stem.name}-rule_vs_best.md")
-        path.write_text(text)
-        written.append(path)
-    return written

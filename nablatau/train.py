@@ -16,7 +16,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .batches import channels_last, forward, model_device, unpack
 from .errors import CheckpointError, ConfigError, DivergenceError, raise_if_any
+from .loop import autocast
 from .losses import PerSampleLoss, cross_entropy
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -231,7 +231,6 @@ def train(
     augment_generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model.parameters(), recipe)
     scheduler = make_scheduler(optimizer, recipe)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda else nullcontext
     layout_switched = False
 
     history: list[dict[str, Any]] = []
@@ -251,7 +250,7 @@ def train(
                     model.to(memory_format=torch.channels_last)
                     layout_switched = True
                 inputs = channels_last(inputs)
-            with autocast():
+            with autocast(device):
                 logits = forward(model, inputs)
             per_sample = loss(logits.float(), targets)  # the loss itself in float32
             optimizer.zero_grad(set_to_none=True)

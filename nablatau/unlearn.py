@@ -24,21 +24,24 @@ is *above* L̄_val back down to it.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from .batches import channels_last, forward, model_device, unpack
-from .errors import ConfigError, DivergenceError, raise_if_any
+from .batches import forward, model_device, unpack
+from .errors import ConfigError, raise_if_any
+from .loop import (EpochCallback, EpochLoop, RunningMean, UnlearnResult, autocast, cycle, dataset_size,
+                   finite_step)
 from .losses import PerSampleLoss, cross_entropy
 
-EpochCallback = Callable[[int, nn.Module], "Mapping[str, Any] | None"]
+# EpochCallback, UnlearnResult, dataset_size and finite_step live in :mod:`nablatau.loop`; they are
+# re-exported here, where they were defined before and are still imported from.
+__all__ = ["ASCENTS", "EpochCallback", "UnlearnResult", "alpha_at", "dataset_size", "default_alpha0",
+           "default_epochs", "finite_step", "mean_loss", "nablatau_objective", "refreshes_target_loss",
+           "retain_restart_period", "unlearn"]
 
 
 # --- The paper's hyperparameter rules ------------------------------------------------------------
@@ -103,23 +106,6 @@ def nablatau_objective(forget_losses: torch.Tensor, retain_losses: torch.Tensor,
 # --- The loop ------------------------------------------------------------------------------------
 
 
-@dataclass
-class UnlearnResult:
-    """What :func:`unlearn` did: resolved settings, one history row per epoch, and wall time."""
-
-    config: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    wall_time_s: float = 0.0
-
-
-def dataset_size(loader: DataLoader) -> int:
-    """Number of samples behind a loader (batches × batch size when the dataset has no length)."""
-    try:
-        return len(loader.dataset)  # type: ignore[arg-type]
-    except TypeError:
-        return len(loader) * (loader.batch_size or 1)
-
-
 @torch.no_grad()
 def mean_loss(model: nn.Module, loader: DataLoader, loss: PerSampleLoss = cross_entropy) -> float:
     """Mean per-sample loss of ``model`` over ``loader``, without gradients (L̄_val in the paper)."""
@@ -127,63 +113,11 @@ def mean_loss(model: nn.Module, loader: DataLoader, loss: PerSampleLoss = cross_
     total, count = 0.0, 0
     for batch in loader:
         inputs, targets = unpack(batch, device)
-        with _autocast(device):
+        with autocast(device):
             values = loss(forward(model, inputs).float(), targets)
         total += float(values.sum())
         count += values.numel()
     return total / count
-
-
-def _autocast(device: torch.device):
-    # bf16 on CUDA is the fast path; on the CPU full precision keeps runs exactly reproducible.
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def finite_step(optimizer: torch.optim.Optimizer, total: torch.Tensor, *, method: str, epoch: int, step: int,
-                detail: str = "") -> None:
-    """Back-propagate ``total`` and step the optimizer, or raise :class:`DivergenceError` if it is NaN/inf.
-
-    The check comes before the step, so a diverged run keeps the weights of its last finite step.
-    """
-    if not torch.isfinite(total):
-        where = f" ({detail})" if detail else ""
-        raise DivergenceError(
-            f"{method} loss became {float(total.detach())} at epoch {epoch}, step {step}{where}; the model keeps "
-            "the weights of the last finite step. Lower lr, or check inputs and targets for NaN/inf.",
-            epoch=epoch, step=step,
-        )
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
-
-
-def _fast(inputs: Any, on_cuda: bool) -> Any:
-    return channels_last(inputs) if on_cuda else inputs
-
-
-def _cycle(loader: DataLoader) -> Iterator[Any]:
-    while True:
-        yield from loader
-
-
-def _validate(forget: DataLoader, retain: DataLoader, val: DataLoader, alpha0: float | None,
-              epochs: int | None, lr: float, refresh_every: int, ascent: str = "one_sided") -> None:
-    problems = []
-    for name, loader in (("forget", forget), ("retain", retain), ("val", val)):
-        if len(loader) == 0:
-            problems.append(f"the {name} loader is empty; pass a DataLoader over at least one sample")
-    if alpha0 is not None and not 0.0 <= alpha0 <= 1.0:
-        problems.append(f"alpha0 must be in [0, 1], got {alpha0}")
-    if epochs is not None and epochs < 0:
-        problems.append(f"epochs must be >= 0, got {epochs}")
-    if not lr > 0:
-        problems.append(f"lr must be > 0, got {lr}")
-    if refresh_every < 1:
-        problems.append(f"refresh_every must be >= 1, got {refresh_every}")
-    if ascent not in ASCENTS:
-        problems.append(f"ascent must be one of {ASCENTS}, got {ascent!r}: 'one_sided' is the paper's equation "
-                        "(image notebooks), 'two_sided' the reference text notebook's")
-    raise_if_any(problems)
 
 
 def unlearn(
@@ -255,7 +189,79 @@ def unlearn(
         True
     """
     _validate(forget, retain, val, alpha0, epochs, lr, refresh_every, ascent)
-    n_forget_batches, n_retain_batches = len(forget), len(retain)
+    alpha0, epochs = _resolve_rules(forget, retain, alpha0, epochs, epochs_multiplier)
+    restart_every = retain_restart_period(len(retain), len(forget))
+    config = dict(
+        method="nablatau", alpha0=alpha0, epochs=epochs, lr=lr, optimizer="adamw",
+        lr_end_factor=lr_end_factor, refresh_every=refresh_every, ascent=ascent, train_mode=train_mode,
+        retain_restart_every=restart_every, n_forget=dataset_size(forget),
+        n_retain=dataset_size(retain), n_val=dataset_size(val), seed=seed,
+    )
+    if epochs == 0:
+        return UnlearnResult(config=config)
+    with EpochLoop(model, config, callback=callback, progress=progress, desc="∇τ unlearning") as loop:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+        scheduler = (
+            torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, lr_end_factor, total_iters=epochs)
+            if lr_end_factor is not None else None
+        )
+        target_loss = math.nan
+        # With α₀ = 0 (fine-tuning, the reference's baseline) the forget pass and L̄_val would be computed
+        # for nothing: skip them so the baseline's runtime is honest.
+        ascends = alpha0 > 0
+        retain_batches: Iterator[Any] = iter(())
+        for epoch in loop.epochs():
+            if ascends and refreshes_target_loss(epoch, refresh_every):
+                model.eval()  # the loss of unseen data as the model predicts it, without dropout
+                target_loss = mean_loss(model, val, loss)
+                model.train(train_mode)
+            if epoch % restart_every == 0:
+                retain_batches = cycle(retain)
+            alpha = alpha_at(epoch, alpha0, epochs)
+            forget_loss = _epoch(loop, optimizer, forget, retain_batches, loss, epoch=epoch, ascends=ascends,
+                                 alpha=alpha, target_loss=target_loss, ascent=ascent)
+            loop.end_epoch(epoch, alpha=alpha, lr=optimizer.param_groups[0]["lr"], target_loss=target_loss,
+                           forget_loss=forget_loss,
+                           postfix=dict(alpha=alpha, forget=forget_loss, target=target_loss))
+            if scheduler is not None:
+                scheduler.step()
+    return loop.result
+
+
+def _epoch(loop: EpochLoop, optimizer: torch.optim.Optimizer, forget: DataLoader, retain_batches: Iterator[Any],
+           loss: PerSampleLoss, *, epoch: int, ascends: bool, alpha: float, target_loss: float,
+           ascent: str) -> float:
+    """One ∇τ epoch: a step per forget batch, each with the next retain batch; the mean forget loss.
+
+    Without ``ascends`` (α₀ = 0) every step is a plain retain step: the forget batches only count the
+    steps, and the mean forget loss is NaN.
+    """
+    forget_mean = RunningMean()
+    for step, forget_batch in enumerate(forget):
+        # The retain batch is drawn before any forward pass: a new pass of a shuffling loader draws
+        # from torch's generator, as dropout does, and the order of those draws fixes the run.
+        retain_batch = next(retain_batches)
+        if ascends:
+            forget_losses = _losses(loop, forget_batch, loss)
+            retain_losses = _losses(loop, retain_batch, loss)
+            total = nablatau_objective(forget_losses, retain_losses, target_loss, alpha, ascent)
+            forget_mean.add(forget_losses)
+        else:
+            total = _losses(loop, retain_batch, loss).mean()
+        finite_step(optimizer, total, method="∇τ", epoch=epoch, step=step, detail=f"target loss {target_loss:.4g}")
+    return forget_mean.value
+
+
+def _losses(loop: EpochLoop, batch: Any, loss: PerSampleLoss) -> torch.Tensor:
+    """Per-sample ``loss`` of the loop's model on ``batch``, the loss computed under autocast as well."""
+    inputs, targets = loop.unpack(batch)
+    with autocast(loop.device):
+        return loss(forward(loop.model, loop.fast(inputs)).float(), targets)
+
+
+def _resolve_rules(forget: DataLoader, retain: DataLoader, alpha0: float | None, epochs: int | None,
+                   epochs_multiplier: float) -> tuple[float, int]:
+    """α₀ and the epochs, from the paper's rules where not given."""
     if alpha0 is None:
         alpha0 = default_alpha0(dataset_size(forget), dataset_size(retain))
         if alpha0 > 1.0:
@@ -264,87 +270,25 @@ def unlearn(
                 "is over 60 % of the data; the paper's rule covers up to 50 %. Pass alpha0 explicitly."
             )
     if epochs is None:
-        epochs = default_epochs(n_retain_batches, n_forget_batches, epochs_multiplier)
-    restart_every = retain_restart_period(n_retain_batches, n_forget_batches)
-    config = dict(
-        method="nablatau", alpha0=alpha0, epochs=epochs, lr=lr, optimizer="adamw",
-        lr_end_factor=lr_end_factor, refresh_every=refresh_every, ascent=ascent, train_mode=train_mode,
-        retain_restart_every=restart_every, n_forget=dataset_size(forget),
-        n_retain=dataset_size(retain), n_val=dataset_size(val), seed=seed,
-    )
-    result = UnlearnResult(config=config)
-    if epochs == 0:
-        return result
+        epochs = default_epochs(len(retain), len(forget), epochs_multiplier)
+    return alpha0, epochs
 
-    if seed is not None:
-        torch.manual_seed(seed)
-    device = model_device(model)
-    on_cuda = device.type == "cuda"
-    if on_cuda:  # the fast path: channels-last convolutions under bf16 autocast
-        model.to(memory_format=torch.channels_last)
-    was_training = model.training
-    model.train(train_mode)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    scheduler = (
-        torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, lr_end_factor, total_iters=epochs)
-        if lr_end_factor is not None else None
-    )
-    start = time.perf_counter()
-    callback_time = 0.0  # measuring is not unlearning: kept out of wall_time_s
-    target_loss = math.nan
-    # With α₀ = 0 (fine-tuning, the reference's baseline) the forget pass and L̄_val would be computed
-    # for nothing: skip them so the baseline's runtime is honest.
-    ascends = alpha0 > 0
-    retain_batches: Iterator[Any] = iter(())
-    bar = tqdm(range(epochs), desc="∇τ unlearning", unit="epoch", disable=not progress)
-    try:
-        for epoch in bar:
-            if ascends and refreshes_target_loss(epoch, refresh_every):
-                model.eval()  # the loss of unseen data as the model predicts it, without dropout
-                target_loss = mean_loss(model, val, loss)
-                model.train(train_mode)
-            if epoch % restart_every == 0:
-                retain_batches = _cycle(retain)
-            alpha = alpha_at(epoch, alpha0, epochs)
-            forget_sum, forget_count = 0.0, 0
-            for step, forget_batch in enumerate(forget):
-                retain_inputs, retain_targets = unpack(next(retain_batches), device)
-                with _autocast(device):
-                    if ascends:
-                        forget_inputs, forget_targets = unpack(forget_batch, device)
-                        forget_losses = loss(forward(model, _fast(forget_inputs, on_cuda)).float(), forget_targets)
-                    retain_losses = loss(forward(model, _fast(retain_inputs, on_cuda)).float(), retain_targets)
-                if ascends:
-                    total = nablatau_objective(forget_losses, retain_losses, target_loss, alpha, ascent)
-                    forget_sum += float(forget_losses.detach().sum())
-                    forget_count += forget_losses.numel()
-                else:
-                    total = retain_losses.mean()
-                finite_step(optimizer, total, method="∇τ", epoch=epoch, step=step,
-                            detail=f"target loss {target_loss:.4g}")
-            row = dict(
-                epoch=epoch, alpha=alpha, lr=optimizer.param_groups[0]["lr"], target_loss=target_loss,
-                forget_loss=forget_sum / forget_count if forget_count else math.nan,
-                elapsed_s=time.perf_counter() - start - callback_time,
-            )
-            if scheduler is not None:
-                scheduler.step()
-            if callback is not None:
-                callback_start = time.perf_counter()
-                row.update(callback(epoch, model) or {})
-                model.train(train_mode)  # a callback that evaluates may have switched modes
-                callback_time += time.perf_counter() - callback_start
-            result.history.append(row)
-            bar.set_postfix(alpha=f"{alpha:.3f}", forget=f"{row['forget_loss']:.3f}",
-                            target=f"{target_loss:.3f}")
-    except DivergenceError as error:
-        error.history = result.history  # type: ignore[attr-defined]
-        raise
-    finally:
-        bar.close()
-        result.wall_time_s = time.perf_counter() - start - callback_time
-        result.config["callback_s"] = callback_time
-        model.train(was_training)
-        if on_cuda:  # back to the default layout, which code flattening parameters expects
-            model.to(memory_format=torch.contiguous_format)
-    return result
+
+def _validate(forget: DataLoader, retain: DataLoader, val: DataLoader, alpha0: float | None,
+              epochs: int | None, lr: float, refresh_every: int, ascent: str = "one_sided") -> None:
+    problems = []
+    for name, loader in (("forget", forget), ("retain", retain), ("val", val)):
+        if len(loader) == 0:
+            problems.append(f"the {name} loader is empty; pass a DataLoader over at least one sample")
+    if alpha0 is not None and not 0.0 <= alpha0 <= 1.0:
+        problems.append(f"alpha0 must be in [0, 1], got {alpha0}")
+    if epochs is not None and epochs < 0:
+        problems.append(f"epochs must be >= 0, got {epochs}")
+    if not lr > 0:
+        problems.append(f"lr must be > 0, got {lr}")
+    if refresh_every < 1:
+        problems.append(f"refresh_every must be >= 1, got {refresh_every}")
+    if ascent not in ASCENTS:
+        problems.append(f"ascent must be one of {ASCENTS}, got {ascent!r}: 'one_sided' is the paper's equation "
+                        "(image notebooks), 'two_sided' the reference text notebook's")
+    raise_if_any(problems)

@@ -18,6 +18,8 @@ from nablatau.losses import cross_entropy, multilabel_bce
 from nablatau.train import TrainRecipe, recipe_spec, train
 from nablatau.unlearn import UnlearnResult, default_epochs, mean_loss
 
+from conftest import CountingLoader
+
 LABELS = 5
 
 
@@ -436,22 +438,6 @@ def test_bad_teacher_moves_forget_predictions_towards_the_incompetent_teacher(ta
     assert mean_kl(model, incompetent, forget, task) < 0.75 * before
     assert result.config["incompetent_teacher"] == "given"
     assert incompetent.training  # the caller's teacher is copied, not switched to eval mode
-
-
-class CountingLoader:
-    """Wraps a loader and counts the batches it yields."""
-
-    def __init__(self, loader):
-        self.loader, self.batches = loader, 0
-        self.dataset, self.batch_size = loader.dataset, loader.batch_size
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        for batch in self.loader:
-            self.batches += 1
-            yield batch
 
 
 def test_bad_teacher_uses_the_retain_fraction_of_the_retain_batches():

@@ -20,6 +20,9 @@ QUICK = resolve_profile("quick")  # 2,000 training images, Adam without augmenta
 ORIGINAL = checkpoint_key(QUICK, dataset="cifar10")
 
 
+pytestmark = pytest.mark.slow  # end to end: trains a ResNet-18 on real CIFAR-10
+
+
 @pytest.fixture(scope="module")
 def cifar_run(real_data_dir, tmp_path_factory):
     cifar = load_cifar("cifar10", real_data_dir)

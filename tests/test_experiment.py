@@ -43,6 +43,7 @@ def _tiny_cifar():
                      classes=[str(i) for i in range(10)], name="tiny")
 
 
+@pytest.mark.slow  # trains ResNet-18s
 def test_profile_data_subsets_and_the_model_is_cached_per_role(tmp_path):
     data = _tiny_cifar()
     settings = resolve_profile("smoke", n_train=20, n_heldout=None)
@@ -128,6 +129,7 @@ def test_text_splits_take_val_from_dev_and_test_from_test():
     assert splits.retain.dataset is train_set and splits.forget.dataset is train_set
 
 
+@pytest.mark.slow  # trains ResNet-18s
 def test_same_seed_trains_the_same_model_in_separate_caches(tmp_path):
     data = _tiny_cifar()
     settings = resolve_profile("smoke", n_train=20, n_heldout=None)

@@ -1,9 +1,17 @@
 """make figures: tables (mean ± std over seeds) and plots from saved results files only."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from nablatau.figures import long_frame, main, mean_std_table, write_figures
 from nablatau.results import save_results
+from nablatau.sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _models(mia: float, test_acc: float) -> dict:
@@ -81,3 +89,45 @@ def test_the_command_line_writes_every_profile_by_default(results, tmp_path, cap
 def test_missing_results_folder_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="run `make reproduce` first"):
         write_figures(tmp_path / "nowhere", tmp_path / "figures")
+
+
+# --- make figures reads results files only ---------------------------------------------------------------
+
+#: What reading results must not import: the libraries and nablatau modules that train.
+TRAINING_CODE = ("torch", "ray", "nablatau.sweep", "nablatau.experiment", "nablatau.removal", "nablatau.train",
+                 "nablatau.unlearn", "nablatau.baselines", "nablatau.models", "nablatau.data")
+
+
+def _training_code_loaded(steps: dict[str, str]) -> dict[str, list[str]]:
+    """Run each step's code, in order, in one fresh interpreter (this checkout's nablatau); per step, the
+    training modules imported so far."""
+    script = ["import json, sys", "loaded = {}"]
+    for name, code in steps.items():
+        script += [code, f"loaded[{name!r}] = sorted(sys.modules)"]
+    script.append("print(json.dumps(loaded))")
+    done = subprocess.run([sys.executable, "-c", "\n".join(script)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    return {step: sorted({name if name in TRAINING_CODE else name.split(".")[0] for name in names
+                          if name in TRAINING_CODE or name.split(".")[0] in TRAINING_CODE})
+            for step, names in loaded.items()}
+
+
+def test_the_figures_import_and_draw_the_sweep_without_training_code(tmp_path):
+    results = tmp_path / "results"  # the sweep's files only: the other notebooks' figures are tested above
+    for alpha0, mia in ((0.1, 0.7), (0.5, 0.62)):  # two ∇τ cells and their retraining, as nablatau.sweep writes them
+        config = {"kind": "nablatau", "dataset": "cifar10", "profile": "quick", "forget_fraction": 0.3, "seed": 1,
+                  "alpha0": alpha0}
+        save_results(results, SWEEP_NOTEBOOK, config=config, models={"nablatau": {
+            "retain_acc": 0.9, "forget_acc": 0.8, "test_acc": 0.5, "mia_loss": mia, "mia_loss_std": 0.01,
+            "mia_entropy": 0.5, "runtime_s": 1.0, "config": {"epochs": 3}}})
+    config = {"kind": "retrain", "dataset": "cifar10", "profile": "quick", "forget_fraction": 0.3, "seed": 1}
+    save_results(results, SWEEP_NOTEBOOK, config=config, models={"retrain": {"mia_loss": 0.6, "test_acc": 0.5}})
+    out = tmp_path / "figures"
+    loaded = _training_code_loaded({
+        "import": "import nablatau.figures",
+        "make figures": f"nablatau.figures.main(['--results', {str(results)!r}, '--figures', {str(out)!r}])"})
+    assert loaded == {"import": [], "make figures": []}
+    assert (out / "alpha_split_sweep-cifar10-quick-heatmaps.png").exists()
+    assert "is the best of the 2 α₀ tried" in (out / "alpha_split_sweep-cifar10-quick-rule_vs_best.md").read_text()

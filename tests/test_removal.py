@@ -38,6 +38,7 @@ def _run(tmp_path, cifar, **kwargs):
     return run_removal("subset_removal", **{**options, **kwargs})
 
 
+@pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
 def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache):
     run = _run(tmp_path, cifar)
     saved = json.loads(run.path.read_text())
@@ -60,6 +61,7 @@ def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache
     assert run.table.loc["retrain", "runtime_vs_retrain"] == 1.0
 
 
+@pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
 def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, cifar, cache, monkeypatch):
     first = _run(tmp_path, cifar)
     monkeypatch.setattr(runner, "original_model", _must_not_run)
@@ -79,6 +81,7 @@ def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, ci
     assert SCHEMA <= resumed.models["ssd"].keys()
 
 
+@pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
 def test_class_removal_attacks_against_held_out_samples_of_the_forgotten_class(tmp_path, cifar, cache):
     run = run_removal("class_removal", profile="smoke", forget_classes=[0], methods=["bad_teacher"],
                       output_dir=tmp_path, data=cifar, progress=False)
@@ -90,6 +93,7 @@ def test_class_removal_attacks_against_held_out_samples_of_the_forgotten_class(t
     assert {"test_forget_class_acc", "test_other_classes_acc"} <= set(run.table.columns)
 
 
+@pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
 def test_a_diverging_method_is_recorded_and_the_others_still_run(tmp_path, cifar, cache, monkeypatch):
     def diverges(*args, **kwargs):
         raise DivergenceError("loss became nan; lower lr", epoch=0, step=3)
@@ -101,6 +105,7 @@ def test_a_diverging_method_is_recorded_and_the_others_still_run(tmp_path, cifar
     assert "ssd" not in run.measured and "ssd" not in run.table.index
 
 
+@pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
 def test_train_original_measures_the_membership_gap(tmp_path, cifar, cache):
     run = run_train_original(profile="smoke", output_dir=tmp_path, data=cifar, progress=False)
     original = run.models["original"]

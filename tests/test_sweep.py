@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 
 from nablatau.errors import ConfigError
 from nablatau.results import results_path, run_id, save_results
-from nablatau.sweep import (NOTEBOOK, Cell, SweepError, load_sweep, rule_alpha0, rule_summary, rule_verdicts,
-                            run_cell, run_sweep, sweep_grid, write_sweep_figures)
+from nablatau.sweep import Cell, SweepError, run_cell, run_sweep, sweep_grid
+from nablatau.sweep_figures import load_sweep, rule_summary, rule_verdicts, write_sweep_figures
+from nablatau.sweep_rule import NOTEBOOK, rule_alpha0
 
 ACCURACIES = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy")
 
@@ -29,6 +29,8 @@ ACCURACIES = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy")
 @pytest.fixture(scope="module")
 def sweep_env(real_data_dir, tmp_path_factory):
     """Ray on 2 local CPUs for the whole module, and one checkpoint cache shared by its tests."""
+    import ray  # here: the tests that need no Ray (make test-fast) do not pay for importing it
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     # Workers cannot import this test module: ship its functions (the failing cell below) by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -52,6 +54,7 @@ def _executions(markers: Path, cell: Cell) -> int:
     return len(list(markers.glob(f"{run_id(cell.config())}-*")))
 
 
+@pytest.mark.slow  # starts Ray, trains ResNet-18s
 def test_the_smoke_grid_runs_through_ray_and_writes_one_result_per_cell(sweep_env, tmp_path):
     grid = sweep_grid("smoke")
     run = run_sweep(grid, output_dir=tmp_path, progress=False, **sweep_env)
@@ -88,6 +91,7 @@ def test_the_smoke_grid_runs_through_ray_and_writes_one_result_per_cell(sweep_en
     assert {path: path.stat().st_mtime_ns for path in run.paths} == stamps
 
 
+@pytest.mark.slow  # starts Ray, trains ResNet-18s
 def test_a_failed_cell_is_reported_and_a_rerun_runs_only_the_missing_cell(sweep_env, tmp_path):
     grid = sweep_grid("smoke", fractions=[0.06])  # ∇τ at α₀ 0.1 (the rule) and 0.5, one retraining
     target = next(cell for cell in grid.cells if cell.alpha0 == 0.5)
@@ -115,6 +119,7 @@ def _always_fail(cell, data, output_dir, cache_dir) -> Path:
     raise RuntimeError("the same bug in every cell")
 
 
+@pytest.mark.slow  # starts Ray, trains the original ResNet-18 unless cached
 def test_cells_failing_alike_are_all_recorded_and_their_error_named_once(sweep_env, tmp_path):
     grid = sweep_grid("smoke", fractions=[0.06])
     with pytest.raises(SweepError) as failure:
@@ -125,6 +130,7 @@ def test_cells_failing_alike_are_all_recorded_and_their_error_named_once(sweep_e
     assert not list(tmp_path.rglob("*.json"))
 
 
+@pytest.mark.slow  # starts Ray
 @pytest.mark.parametrize("resources, message", [
     ({"cpus_per_cell": 0}, "cpus_per_cell must be a positive integer"),
     ({"gpus_per_cell": 2}, "gpus_per_cell must be a GPU fraction"),

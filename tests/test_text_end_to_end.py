@@ -16,6 +16,9 @@ from nablatau.models import TextClassifier, load_tokenizer
 SETTINGS = resolve_profile("smoke", "text", n_train=64, n_val=16, n_test=32)
 
 
+pytestmark = pytest.mark.slow  # end to end: a transformer through ∇τ, and trained, on real GoEmotions
+
+
 @pytest.fixture(scope="module")
 def text_batches(real_data_dir):
     tokenizer = load_tokenizer(SETTINGS["encoder"])

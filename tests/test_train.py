@@ -219,6 +219,7 @@ def test_dict_batches_train_with_multilabel_bce():
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
 
 
+@pytest.mark.slow  # trains a transformer
 def test_text_classifier_trains_on_tokenized_batches():
     from nablatau.models import TextClassifier, load_tokenizer
 

@@ -14,6 +14,8 @@ from nablatau.losses import multilabel_bce
 from nablatau.unlearn import (alpha_at, default_alpha0, default_epochs, mean_loss, nablatau_objective,
                               refreshes_target_loss, retain_restart_period)
 
+from conftest import CountingLoader
+
 
 def make_loader(n, *, seed, batch_size=8, features=4, classes=3, shuffle=False):
     generator = torch.Generator().manual_seed(seed)
@@ -140,21 +142,6 @@ def test_defaults_resolve_from_the_rules_and_history_tracks_alpha():
     lrs = [row["lr"] for row in result.history]
     assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-3 * (1 - 0.9 * 14 / 15))
     assert result.wall_time_s > 0
-
-
-class CountingLoader:
-    """Wraps a loader and counts full passes over it."""
-
-    def __init__(self, loader):
-        self.loader, self.passes = loader, 0
-        self.dataset, self.batch_size = loader.dataset, loader.batch_size
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        self.passes += 1
-        return iter(self.loader)
 
 
 def test_target_loss_is_refreshed_every_five_epochs():

@@ -1,0 +1,224 @@
+"""The machinery ∇τ and every baseline share: one epoch loop, the bf16 fast path, and the divergence check.
+
+Every unlearning method in nablatau runs the same way: seed torch, put the model in the requested
+train/eval mode (and, on CUDA, in channels-last layout under bf16 autocast), run its epochs under a tqdm
+bar, record one history row per epoch to which an optional callback adds its measurements, stop with a
+:class:`~nablatau.errors.DivergenceError` at the first NaN/inf loss, and give the model back in the mode
+and layout it came in. :class:`EpochLoop` does all of that once; a method only writes what happens inside
+an epoch.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(4, 3)
+    >>> config = dict(method="demo", epochs=2, seed=0, train_mode=True)
+    >>> with EpochLoop(model, config, progress=False) as loop:
+    ...     for epoch in loop.epochs():
+    ...         loop.end_epoch(epoch, loss=1.0 / (epoch + 1))
+    >>> [(row["epoch"], row["loss"]) for row in loop.result.history], model.training
+    ([(0, 1.0), (1, 0.5)], True)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .batches import Inputs, channels_last, model_device, unpack
+from .errors import DivergenceError
+
+#: ``callback(epoch, model)``, called after every epoch; a returned mapping joins that epoch's history row.
+EpochCallback = Callable[[int, nn.Module], "Mapping[str, Any] | None"]
+
+
+@dataclass
+class UnlearnResult:
+    """What an unlearning method did: resolved settings, one history row per epoch, and wall time."""
+
+    config: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """The one mixed-precision context of nablatau: bf16 autocast on CUDA, disabled elsewhere.
+
+    bf16 on CUDA is the fast path; on the CPU full precision keeps runs exactly reproducible.
+
+    Args:
+        device: the device the model runs on.
+
+    Returns:
+        A ``torch.autocast`` context manager, enabled only when ``device`` is a CUDA device.
+    """
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def finite_step(optimizer: torch.optim.Optimizer, total: torch.Tensor, *, method: str, epoch: int, step: int,
+                detail: str = "") -> None:
+    """Back-propagate ``total`` and step the optimizer, or raise :class:`DivergenceError` if it is NaN/inf.
+
+    The check comes before the step, so a diverged run keeps the weights of its last finite step.
+
+    Args:
+        optimizer: the optimizer over the model's parameters.
+        total: the scalar loss of this step.
+        method: the method's name, for the error message.
+        epoch, step: where the loss was computed, for the error message and the error's attributes.
+        detail: extra context for the error message (e.g. the phase of the epoch).
+
+    Raises:
+        DivergenceError: ``total`` is NaN or infinite; the optimizer has not stepped.
+    """
+    if not torch.isfinite(total):
+        where = f" ({detail})" if detail else ""
+        raise DivergenceError(
+            f"{method} loss became {float(total.detach())} at epoch {epoch}, step {step}{where}; the model keeps "
+            "the weights of the last finite step. Lower lr, or check inputs and targets for NaN/inf.",
+            epoch=epoch, step=step,
+        )
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+
+
+def cycle(loader: DataLoader) -> Iterator[Any]:
+    """The batches of ``loader`` over and over: a new pass (and a new shuffle) each time it runs out.
+
+    Unlike ``itertools.cycle`` it stores nothing, so a shuffling loader gives a fresh order every pass.
+    """
+    while True:
+        yield from loader
+
+
+def dataset_size(loader: DataLoader) -> int:
+    """Number of samples behind a loader (batches × batch size when the dataset has no length)."""
+    try:
+        return len(loader.dataset)  # type: ignore[arg-type]
+    except TypeError:
+        return len(loader) * (loader.batch_size or 1)
+
+
+class RunningMean:
+    """Running sample-weighted mean of per-sample values (NaN when nothing was added).
+
+        >>> mean = RunningMean()
+        >>> mean.add(torch.tensor([1.0, 2.0])); mean.add(torch.tensor(4.0), count=2)
+        >>> mean.value
+        2.75
+    """
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, values: torch.Tensor, count: int | None = None) -> None:
+        """Add per-sample ``values``, or one batch mean ``values`` that stands for ``count`` samples."""
+        values = values.detach()
+        self.total += float(values.sum() if count is None else values * count)
+        self.count += values.numel() if count is None else count
+
+    @property
+    def value(self) -> float:
+        """The mean so far (NaN before the first value)."""
+        return self.total / self.count if self.count else math.nan
+
+
+class EpochLoop:
+    """The epoch loop every method shares, as a context manager around the method's epochs.
+
+    On entry: seeds torch with ``config["seed"]`` (when not ``None``), switches the model to
+    channels-last on CUDA, puts it in ``config["train_mode"]`` and starts the clock and the epoch bar.
+    :meth:`end_epoch` records a history row, runs the callback (its time is kept out of the wall time
+    and of ``elapsed_s``, and the model is put back in ``train_mode`` after it, since a callback that
+    evaluates may switch modes). On exit, normal or not: a :class:`DivergenceError` gets the history so
+    far as ``error.history``, the bar closes, ``result.wall_time_s`` and ``config["callback_s"]`` are set,
+    and the model goes back to the caller's mode and the default memory layout.
+
+    Args:
+        model: the model being unlearned, updated in place.
+        config: the method's resolved settings; it must hold ``method``, ``epochs``, ``seed`` and
+            ``train_mode``, and becomes ``result.config``.
+        callback: ``callback(epoch, model)`` after every epoch (see :data:`EpochCallback`).
+        progress: show a tqdm bar over epochs.
+        desc: the bar's label; default ``config["method"]``.
+
+    Attributes:
+        result: the :class:`UnlearnResult` being filled in.
+        device: the model's device; ``on_cuda`` whether it is a CUDA device.
+    """
+
+    def __init__(self, model: nn.Module, config: dict[str, Any], *, callback: EpochCallback | None = None,
+                 progress: bool = True, desc: str | None = None) -> None:
+        self.model, self.config, self.callback, self.progress = model, config, callback, progress
+        self.desc = config["method"] if desc is None else desc
+        self.train_mode = config["train_mode"]
+        self.result = UnlearnResult(config=config)
+        self.device = model_device(model)
+        self.on_cuda = self.device.type == "cuda"
+
+    def __enter__(self) -> EpochLoop:
+        if self.config["seed"] is not None:
+            torch.manual_seed(self.config["seed"])
+        if self.on_cuda:  # the fast path: channels-last convolutions under bf16 autocast
+            self.model.to(memory_format=torch.channels_last)
+        self.was_training = self.model.training
+        self.model.train(self.train_mode)
+        self.start = time.perf_counter()
+        self.callback_time = 0.0  # measuring is not unlearning: kept out of wall_time_s
+        self.bar = tqdm(range(self.config["epochs"]), desc=self.desc, unit="epoch", disable=not self.progress)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        if isinstance(error, DivergenceError):
+            error.history = self.result.history  # type: ignore[attr-defined]
+        self.bar.close()
+        self.result.wall_time_s = time.perf_counter() - self.start - self.callback_time
+        self.result.config["callback_s"] = self.callback_time
+        self.model.train(self.was_training)
+        if self.on_cuda:  # back to the default layout, which code flattening parameters expects
+            self.model.to(memory_format=torch.contiguous_format)
+
+    def epochs(self) -> Iterator[int]:
+        """The epoch numbers, 0 to ``config["epochs"] - 1``, advancing the bar."""
+        yield from self.bar
+
+    def unpack(self, batch: Any) -> tuple[Inputs, torch.Tensor]:
+        """``(inputs, targets)`` of ``batch`` on the model's device (see :func:`~nablatau.batches.unpack`)."""
+        return unpack(batch, self.device)
+
+    def fast(self, inputs: Inputs) -> Inputs:
+        """``inputs`` in the layout of the fast path: channels-last image batches on CUDA, else unchanged."""
+        return channels_last(inputs) if self.on_cuda else inputs
+
+    def frozen_copy(self, model: nn.Module) -> nn.Module:
+        """A copy of ``model`` on this loop's device and layout, in eval mode, without gradients: a teacher."""
+        frozen = copy.deepcopy(model).to(self.device).eval().requires_grad_(False)
+        return frozen.to(memory_format=torch.channels_last) if self.on_cuda else frozen
+
+    def end_epoch(self, epoch: int, optimizer: torch.optim.Optimizer | None = None, *,
+                  postfix: Mapping[str, float] | None = None, **values: float) -> None:
+        """Record the history row ``{epoch, **values, lr, elapsed_s}`` plus the callback's mapping.
+
+        Args:
+            epoch: the epoch just finished.
+            optimizer: when given, its current learning rate is recorded as ``lr`` after ``values``;
+                ``None`` for a method that takes no step, or that records ``lr`` among ``values``.
+            postfix: what the bar shows; default ``values``.
+            **values: the epoch's measurements (losses, α, ...), in the order of the row.
+        """
+        lr = {} if optimizer is None else {"lr": optimizer.param_groups[0]["lr"]}
+        row = dict(epoch=epoch, **values, **lr, elapsed_s=time.perf_counter() - self.start - self.callback_time)
+        if self.callback is not None:
+            callback_start = time.perf_counter()
+            row.update(self.callback(epoch, self.model) or {})
+            self.model.train(self.train_mode)  # a callback that evaluates may have switched modes
+            self.callback_time += time.perf_counter() - callback_start
+        self.result.history.append(row)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in (values if postfix is None else postfix).items()})
