@@ -168,6 +168,9 @@ RUNNER_SETTINGS = ("batch_size",)
 def check_methods(methods: Sequence[str], method_settings: Mapping[str, Mapping[str, Any]]) -> None:
     """Fail before any work on an unknown method, a setting a method does not take, or settings of no method.
 
+    A method that also takes ``**kwargs`` (the baselines' shared settings) refuses unknown ones itself,
+    with a ``TypeError``, when it is called.
+
     Raises:
         ConfigError: listing every problem, with the valid names.
     """
