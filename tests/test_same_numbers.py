@@ -20,8 +20,16 @@ from nablatau.sweep import load_sweep_data, run_cell, sweep_grid
 
 pytestmark = pytest.mark.slow
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "smoke_golden.json").read_text())
+GOLDEN_FILE = Path(__file__).parent / "data" / "smoke_golden.json"
 TOLERANCE = 1e-9
+
+
+@pytest.fixture(scope="module")
+def golden():
+    # Read here, not at import, so that a missing file fails these tests and not the whole collection.
+    if not GOLDEN_FILE.exists():
+        pytest.fail(f"{GOLDEN_FILE} is missing: record it on the pre-refactor code with the lead's make_golden.py")
+    return json.loads(GOLDEN_FILE.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -37,50 +45,50 @@ def cache(tmp_path_factory):
         yield
 
 
-def assert_same_numbers(entry: str, measured: dict[str, dict]) -> None:
-    """Every metric of ``GOLDEN[entry]`` equals ``measured``'s, for the same models; all differences listed."""
-    golden = GOLDEN[entry]
-    assert sorted(measured) == sorted(golden), f"{entry}: models {sorted(measured)} vs golden {sorted(golden)}"
+def assert_same_numbers(golden: dict, entry: str, measured: dict[str, dict]) -> None:
+    """Every metric of ``golden[entry]`` equals ``measured``'s, for the same models; all differences listed."""
+    recorded = golden[entry]
+    assert sorted(measured) == sorted(recorded), f"{entry}: models {sorted(measured)} vs golden {sorted(recorded)}"
     differences = [f"{name}.{metric}: {measured[name].get(metric)!r} != golden {value!r}"
-                   for name, metrics in golden.items() for metric, value in metrics.items()
+                   for name, metrics in recorded.items() for metric, value in metrics.items()
                    if measured[name].get(metric) is None or abs(measured[name][metric] - value) > TOLERANCE]
     assert not differences, f"{entry}: {len(differences)} numbers changed:\n" + "\n".join(differences)
 
 
-def test_subset_removal(tmp_path, cifar):
+def test_subset_removal(golden, tmp_path, cifar):
     run = run_removal("subset_removal", profile="smoke", forget_fraction=0.15, methods=IMAGE_METHODS,
                       output_dir=tmp_path, data=cifar, progress=False)
-    assert_same_numbers("subset_removal", run.models)
+    assert_same_numbers(golden, "subset_removal", run.models)
 
 
-def test_class_removal(tmp_path, cifar):
+def test_class_removal(golden, tmp_path, cifar):
     run = run_removal("class_removal", profile="smoke", forget_classes=[0], methods=IMAGE_METHODS,
                       output_dir=tmp_path, data=cifar, progress=False)
-    assert_same_numbers("class_removal", run.models)
+    assert_same_numbers(golden, "class_removal", run.models)
 
 
-def test_train_original(tmp_path, cifar):
+def test_train_original(golden, tmp_path, cifar):
     run = run_train_original(profile="smoke", output_dir=tmp_path, data=cifar, progress=False)
-    assert_same_numbers("train_original", run.models)
+    assert_same_numbers(golden, "train_original", run.models)
 
 
-def test_quickstart(tmp_path, cifar):
+def test_quickstart(golden, tmp_path, cifar):
     run = run_quickstart(profile="smoke", forget_fraction=0.1, seed=0, output_dir=tmp_path, data=cifar,
                          progress=False)
-    assert_same_numbers("quickstart", run.models)
+    assert_same_numbers(golden, "quickstart", run.models)
 
 
-def test_text_removal(tmp_path, real_data_dir):
+def test_text_removal(golden, tmp_path, real_data_dir):
     run = run_text_removal(profile="smoke", forget_fraction=0.15, seed=0, methods=TEXT_METHODS, output_dir=tmp_path,
                            data=load_goemotions(real_data_dir), progress=False)
-    assert_same_numbers("text_removal", run.models)
+    assert_same_numbers(golden, "text_removal", run.models)
 
 
-def test_every_smoke_sweep_cell(tmp_path, real_data_dir):
+def test_every_smoke_sweep_cell(golden, tmp_path, real_data_dir):
     grid = sweep_grid("smoke")
     data = load_sweep_data("cifar10", "smoke", real_data_dir)
     measured = {}
     for cell in [*grid.retrain_cells, *grid.cells]:
         (metrics,) = json.loads(run_cell(cell, data, tmp_path, tmp_path / "cache").read_text())["models"].values()
         measured[cell.label] = metrics
-    assert_same_numbers("alpha_split_sweep", measured)
+    assert_same_numbers(golden, "alpha_split_sweep", measured)
