@@ -4,19 +4,18 @@
     >>> result = nablatau.unlearn(model, forget_loader, retain_loader, val_loader)  # doctest: +SKIP
     >>> metrics = nablatau.evaluate(model, {"retain": ..., "forget": ..., "test": ...})  # doctest: +SKIP
 
-Modules: :mod:`~nablatau.unlearn` (the algorithm), :mod:`~nablatau.mia` (attacks),
-:mod:`~nablatau.evaluate`, :mod:`~nablatau.data`, :mod:`~nablatau.models`, :mod:`~nablatau.train`,
-:mod:`~nablatau.baselines` (finetune, NegGrad+, SCRUB, Amnesiac, Bad Teacher, SSD, and retraining from
-scratch, the reference), :mod:`~nablatau.profiles` (profiles, per-method settings),
-:mod:`~nablatau.runner` (the experiment runner, cached models), :mod:`~nablatau.removal` (the notebooks'
-experiments), :mod:`~nablatau.tables`, :mod:`~nablatau.results`, :mod:`~nablatau.losses`,
-:mod:`~nablatau.batches`, :mod:`~nablatau.errors`.
+Modules: :mod:`~nablatau.nabla_tau` (the algorithm), :mod:`~nablatau.loop` (the epoch loop it shares with
+the baselines), :mod:`~nablatau.baselines` (finetune, NegGrad+, SCRUB, Amnesiac, Bad Teacher, SSD, and
+retraining from scratch, the reference), :mod:`~nablatau.mia` (attacks), :mod:`~nablatau.metrics`,
+:mod:`~nablatau.data`, :mod:`~nablatau.models`, :mod:`~nablatau.train`, :mod:`~nablatau.profiles`,
+:mod:`~nablatau.runner` (the experiment runner), :mod:`~nablatau.removal` (the notebooks' experiments),
+:mod:`~nablatau.sweep` (α₀ × fraction on Ray), :mod:`~nablatau.tables`, :mod:`~nablatau.figures`,
+:mod:`~nablatau.results`, :mod:`~nablatau.losses`, :mod:`~nablatau.batches`, :mod:`~nablatau.errors`.
 """
 
 import importlib
 import importlib.util
 import sys
-import types
 from typing import Any
 
 # Nothing is imported here: each name below is imported from its submodule on first use (PEP 562), so that
@@ -26,16 +25,15 @@ _NAMES = {
              "random_forget_split", "split_heldout"),
     "errors": ("CheckpointError", "ConfigError", "DataError", "DataNotFoundError", "DivergenceError",
                "NablatauError", "ShapeError"),
-    "evaluate": ("evaluate",),
+    "metrics": ("evaluate",),
     "mia": ("MIAResult", "population_mia"),
     "models": ("TextClassifier", "resnet18"),
     "train": ("CIFAR_RECIPE", "GOEMOTIONS_RECIPE", "CheckpointCache", "TrainRecipe"),
     "baselines": ("METHODS",),
-    "unlearn": ("UnlearnResult", "alpha_at", "default_alpha0", "default_epochs", "refreshes_target_loss",
-                "unlearn"),
+    "nabla_tau": ("UnlearnResult", "alpha_at", "default_alpha0", "default_epochs", "refreshes_target_loss",
+                  "unlearn"),
 }
 _MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
-_FUNCTIONS_NAMED_AS_THEIR_MODULE = ("evaluate", "unlearn")  # nablatau.unlearn is the function, not the module
 
 
 def __getattr__(name: str) -> Any:
@@ -52,17 +50,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Importing a submodule binds it to the package's attribute of its name (``from nablatau.unlearn
-        # import ...`` sets ``nablatau.unlearn``); keep the function there instead, as eager imports did.
-        if name in _FUNCTIONS_NAMED_AS_THEIR_MODULE and isinstance(value, types.ModuleType):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 __version__ = "0.1.0"
 

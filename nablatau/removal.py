@@ -39,7 +39,7 @@ from . import __version__
 from .data import (ImageData, TextData, TextDataset, TextSplit, UnlearningSplits, load_cifar, load_goemotions,
                    make_splits, random_forget_split, split_heldout, subset, text_collate)
 from .errors import raise_if_any
-from .evaluate import evaluate
+from .metrics import evaluate
 from .losses import multilabel_bce
 from .profiles import (IMAGE_METHOD_SETTINGS, IMAGE_METHODS, TEXT_METHOD_SETTINGS, TEXT_METHODS, plain_settings,
                        resolve_profile)

@@ -38,12 +38,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from .data import ResidentLoader, UnlearningSplits, can_stay_resident, loaders
 from .errors import ConfigError, DivergenceError, raise_if_any
-from .evaluate import evaluate
+from .metrics import evaluate
 from .losses import PerSampleLoss, cross_entropy
 from .results import load_results, results_path, save_results
 from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table
 from .train import CheckpointCache, TrainRecipe, recipe_spec, train
-from .unlearn import UnlearnResult, unlearn
+from .nabla_tau import UnlearnResult, unlearn
 
 #: Models every removal run has besides the methods.
 REFERENCE_MODELS = ("original", "retrain")
@@ -230,7 +230,7 @@ def compare_methods(original: nn.Module, splits: UnlearningSplits, methods: Sequ
 
     :func:`run_experiment`'s method step without the results file: each method gets fresh loaders
     (:func:`run_method`) and every model is measured in a fixed order. ``method_settings[name]`` holds
-    keyword arguments for that method. Returns, per method, the :func:`~nablatau.evaluate.evaluate`
+    keyword arguments for that method. Returns, per method, the :func:`~nablatau.metrics.evaluate`
     metrics plus ``runtime_s``, the resolved ``config`` and the per-epoch ``history``.
 
     Raises:

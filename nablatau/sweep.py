@@ -1,7 +1,7 @@
 """The α₀ × forget-fraction sweep behind the paper's "no hyperparameter tuning" claim, run on Ray.
 
 Trippa et al. (2024, arXiv:2403.14339, Sec. 4) swept α₀ and the forget fraction (12 × 12 values,
-3 seeds) and found that α₀ = 5/3 · fraction (:func:`nablatau.unlearn.default_alpha0`) works from 1 %
+3 seeds) and found that α₀ = 5/3 · fraction (:func:`nablatau.nabla_tau.default_alpha0`) works from 1 %
 to 50 % forgotten. This module reruns that grid so that it fills one laptop, one GPU box or a cluster:
 
 * every grid cell is one Ray task that unlearns the cached original model with ∇τ at one
@@ -46,14 +46,14 @@ from torch.utils.data import TensorDataset
 
 from .data import data_dir, load_cifar, loaders, make_splits, tensors_of
 from .errors import ConfigError, NablatauError, raise_if_any
-from .evaluate import evaluate
+from .metrics import evaluate
 from .profiles import resolve_profile
 from .removal import profile_data
 from .results import results_path, save_results
 from .runner import checkpoint_key, default_device, trained_model
 from .sweep_rule import NOTEBOOK, rule_alpha0
 from .train import CheckpointCache, recipe_spec
-from .unlearn import default_epochs, unlearn
+from .nabla_tau import default_epochs, unlearn
 
 MODEL_SEED = 0  # original model, loaders, ∇τ, retrained model and attack; the cell seed draws the forget set
 HELDOUT_SEED = 1337  # the reference sweep's SEED: one validation/test split of the held-out set for every cell

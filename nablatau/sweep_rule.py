@@ -16,7 +16,7 @@ NOTEBOOK = "alpha_split_sweep"  # results land in <output_dir>/alpha_split_sweep
 def rule_alpha0(fraction: float) -> float:
     """The paper's α₀ = 5/3 · forget fraction, rounded to 6 digits.
 
-    :func:`nablatau.unlearn.default_alpha0` is the same rule on set sizes; on
+    :func:`nablatau.nabla_tau.default_alpha0` is the same rule on set sizes; on
     ``(fraction, 1 - fraction)`` it gives bit for bit the same float (``fraction + (1 - fraction)``
     rounds to exactly 1.0), so sweep cells and their figures agree with ∇τ's default. Rounding keeps
     cell identities and table labels tidy (5/3 · 0.1 is 0.16666666666666669 in floats).
@@ -27,7 +27,7 @@ def rule_alpha0(fraction: float) -> float:
     Returns:
         α₀ for that fraction, rounded to 6 decimal digits.
 
-        >>> from nablatau.unlearn import default_alpha0
+        >>> from nablatau.nabla_tau import default_alpha0
         >>> rule_alpha0(0.1), rule_alpha0(0.3) == round(default_alpha0(300, 700), 6)
         (0.166667, True)
         >>> all(rule_alpha0(f) == round(default_alpha0(f, 1 - f), 6) for f in [k / 1000 for k in range(1, 601)])

@@ -16,7 +16,7 @@ from nablatau.errors import ConfigError, DivergenceError, ShapeError
 from nablatau.batches import forward, unpack
 from nablatau.losses import cross_entropy, multilabel_bce
 from nablatau.train import TrainRecipe, recipe_spec, train
-from nablatau.unlearn import UnlearnResult, default_epochs, mean_loss
+from nablatau.nabla_tau import UnlearnResult, default_epochs, mean_loss
 
 from conftest import CountingLoader
 

@@ -95,7 +95,7 @@ def test_missing_results_folder_names_the_fix(tmp_path):
 
 #: What reading results must not import: the libraries and nablatau modules that train.
 TRAINING_CODE = ("torch", "ray", "nablatau.sweep", "nablatau.experiment", "nablatau.removal", "nablatau.train",
-                 "nablatau.unlearn", "nablatau.baselines", "nablatau.models", "nablatau.data")
+                 "nablatau.nabla_tau", "nablatau.baselines", "nablatau.models", "nablatau.data")
 
 
 def _training_code_loaded(steps: dict[str, str]) -> dict[str, list[str]]:

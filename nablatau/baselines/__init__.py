@@ -55,7 +55,7 @@ differently; the shared parameters are:
 
 An unknown keyword argument raises ``TypeError``, as for any Python function.
 
-**Returns.** An :class:`~nablatau.unlearn.UnlearnResult`: ``config`` holds the method's name, the task,
+**Returns.** An :class:`~nablatau.nabla_tau.UnlearnResult`: ``config`` holds the method's name, the task,
 every setting, the loss's name and the data sizes; ``history`` one row per epoch (``epoch`` from 0, the
 method's losses, ``lr`` when it steps an optimizer, ``elapsed_s``); ``wall_time_s`` the run time.
 

@@ -109,7 +109,7 @@ def amnesiac(model: nn.Module, forget: DataLoader, retain: DataLoader, val: Data
             on the first forget batch.
 
     Returns:
-        An :class:`~nablatau.unlearn.UnlearnResult`; history rows hold ``loss`` (all samples),
+        An :class:`~nablatau.nabla_tau.UnlearnResult`; history rows hold ``loss`` (all samples),
         ``forget_loss`` (against the wrong targets), ``retain_loss``, ``lr`` and ``elapsed_s``.
 
     Raises:

@@ -56,7 +56,7 @@ def bad_teacher(model: nn.Module, forget: DataLoader, retain: DataLoader, val: D
         incompetent_teacher: the model to imitate on the forget set; default a re-initialised copy.
 
     Returns:
-        An :class:`~nablatau.unlearn.UnlearnResult`; history rows hold ``loss`` (mean KL over all
+        An :class:`~nablatau.nabla_tau.UnlearnResult`; history rows hold ``loss`` (mean KL over all
         samples), ``forget_kl`` (to the incompetent teacher), ``retain_kl`` (to the competent one),
         ``lr`` and ``elapsed_s``.
 

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from ..batches import Inputs, forward
 from ..errors import ShapeError, raise_if_any
-from ..evaluate import TASKS
+from ..metrics import TASKS
 from ..loop import EpochCallback, EpochLoop, autocast, dataset_size, finite_step
 from ..losses import PerSampleLoss, cross_entropy, multilabel_bce
 from ..train import OPTIMIZERS, TrainRecipe, make_optimizer

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, raise_if_any
-from ..unlearn import UnlearnResult, default_epochs, unlearn
+from ..nabla_tau import UnlearnResult, default_epochs, unlearn
 from .common import Shared, SharedSettings, loss_name
 
 #: The reference's fine-tuning epoch rules, by modality (see :func:`finetune_epochs`).
@@ -23,7 +23,7 @@ def finetune_epochs(n_retain_batches: int, n_forget_batches: int, rule: str = "i
     """Epochs of the fine-tuning baseline, exactly as the ∇τ reference notebooks count them.
 
     ``"images"``: ``int(|retain batches| / |forget batches| · 6)`` (Unlearning_main_Cifar10/100, the
-    finetuning cell), which is ∇τ's :func:`~nablatau.unlearn.default_epochs` with multiplier 12, about
+    finetuning cell), which is ∇τ's :func:`~nablatau.nabla_tau.default_epochs` with multiplier 12, about
     twice ∇τ's epochs. ``"text"``: ``2 · int(|retain batches| / (2 · |forget batches|))``, exactly twice
     ∇τ's text epochs (Unlearning_main_NLP, ``forget_epochs*2``). The two differ from
     ``2 · default_epochs`` only through where ``int`` truncates.
@@ -72,7 +72,7 @@ def finetune(model: nn.Module, forget: DataLoader, retain: DataLoader, val: Data
             reference's text runs). Default 0.1 (∇τ reference notebooks, images).
 
     Returns:
-        ∇τ's :class:`~nablatau.unlearn.UnlearnResult` with ``config["method"] == "finetune"``.
+        ∇τ's :class:`~nablatau.nabla_tau.UnlearnResult` with ``config["method"] == "finetune"``.
 
     Raises:
         ConfigError: empty loaders, unknown task, out-of-range settings.

@@ -39,7 +39,7 @@ def neggrad_plus(model: nn.Module, forget: DataLoader, retain: DataLoader, val: 
         weight_decay: default 5e-4, our choice (the ∇τ reference's SGD recipe).
 
     Returns:
-        An :class:`~nablatau.unlearn.UnlearnResult`; history rows hold ``loss``, ``retain_loss`` and
+        An :class:`~nablatau.nabla_tau.UnlearnResult`; history rows hold ``loss``, ``retain_loss`` and
         ``forget_loss`` (sample means over the epoch), ``lr`` and ``elapsed_s``.
 
     Raises:

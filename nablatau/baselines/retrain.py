@@ -49,7 +49,7 @@ def retrain(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataL
             same seed gives identical weights. Default 0.
 
     Returns:
-        An :class:`~nablatau.unlearn.UnlearnResult` whose config holds the recipe as a plain dict, and
+        An :class:`~nablatau.nabla_tau.UnlearnResult` whose config holds the recipe as a plain dict, and
         whose history is :func:`~nablatau.train.train`'s (``epoch`` counted from 1, ``loss``, ``lr``,
         ``elapsed_s``); ``wall_time_s`` is the training time.
 

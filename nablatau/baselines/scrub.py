@@ -90,7 +90,7 @@ def scrub(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataLoa
             (``smoothing`` in the ∇τ reference notebooks' SCRUB settings); 0 drops the term.
 
     Returns:
-        An :class:`~nablatau.unlearn.UnlearnResult`; history rows hold ``forget_kl`` (the mean KL during
+        An :class:`~nablatau.nabla_tau.UnlearnResult`; history rows hold ``forget_kl`` (the mean KL during
         the max pass, NaN in epochs without one), ``retain_kl``, ``retain_loss``, ``lr`` and
         ``elapsed_s``.
 

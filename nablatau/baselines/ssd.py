@@ -126,7 +126,7 @@ def ssd(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataLoade
         exponent: exponent of the dampening factor, > 0; default 1 (the SSD code).
 
     Returns:
-        An :class:`~nablatau.unlearn.UnlearnResult` with ``config["epochs"] == 1`` and one history row:
+        An :class:`~nablatau.nabla_tau.UnlearnResult` with ``config["epochs"] == 1`` and one history row:
         ``dampened_fraction`` and ``dampened_parameters`` (share and number of the trainable parameter
         elements selected, all of which shrink when ``lam ≤ alpha``), ``mean_factor`` (mean factor over
         them, NaN when none) and ``elapsed_s``.

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from nablatau import evaluate
 from nablatau.errors import ConfigError
-from nablatau.evaluate import accuracy, multilabel_f1
+from nablatau.metrics import accuracy, multilabel_f1
 
 
 def test_accuracy_multiclass_and_multilabel_argmax_rule():

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import nablatau
 from nablatau.errors import ConfigError, DivergenceError, ShapeError
 from nablatau.losses import multilabel_bce
-from nablatau.unlearn import (alpha_at, default_alpha0, default_epochs, mean_loss, nablatau_objective,
+from nablatau.nabla_tau import (alpha_at, default_alpha0, default_epochs, mean_loss, nablatau_objective,
                               refreshes_target_loss, retain_restart_period)
 
 from conftest import CountingLoader
