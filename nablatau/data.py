@@ -104,6 +104,8 @@ class _CifarSpec:
     torchvision_class: str
     mean: tuple[float, float, float]  # per-channel normalisation, as the reference notebooks of this data set
     std: tuple[float, float, float]
+    num_classes: int
+    n_train: int  # training images
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -122,6 +124,8 @@ _CIFAR = {
         torchvision_class="CIFAR10",
         mean=CIFAR_MEAN,
         std=CIFAR_STD,
+        num_classes=10,
+        n_train=50_000,
     ),
     "cifar100": _CifarSpec(
         title="CIFAR-100",
@@ -134,6 +138,8 @@ _CIFAR = {
         torchvision_class="CIFAR100",
         mean=CIFAR100_MEAN,
         std=CIFAR100_STD,
+        num_classes=100,
+        n_train=50_000,
     ),
 }
 
@@ -256,6 +262,26 @@ def _read_batches(
 
 
 # ------------------------------------------------------------------------------------------- splits
+
+
+#: Training comments in the official GoEmotions train split.
+GOEMOTIONS_TRAIN_SIZE = 43_410
+
+
+def image_dataset_size(dataset: str) -> tuple[int, int]:
+    """``(classes, training images)`` of an image data set, known without loading it.
+
+    Raises:
+        ConfigError: an unknown data set, listing the known ones.
+    """
+    if dataset not in _CIFAR:
+        raise ConfigError(f"unknown image data set {dataset!r}; choose from {sorted(_CIFAR)}")
+    return _CIFAR[dataset].num_classes, _CIFAR[dataset].n_train
+
+
+def forget_size(n: int, fraction: float) -> int:
+    """How many of ``n`` samples :func:`random_forget_split` forgets at ``fraction`` (torch's rounding)."""
+    return _fraction_sizes(n, [1 - fraction, fraction])[1]
 
 
 def random_forget_split(n: int, fraction: float, seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
@@ -460,7 +486,8 @@ class ResidentLoader:
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool = False,
-                 generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> None:
+                 generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+                 drop_last: bool = False) -> None:
         tensors = tensors_of(dataset)
         if tensors is None:
             raise ConfigError(
@@ -468,16 +495,18 @@ class ResidentLoader:
                 "use a DataLoader for other data sets."
             )
         self.dataset, self.batch_size, self.shuffle, self.generator = dataset, batch_size, shuffle, generator
+        self.drop_last = drop_last
         self.tensors = tuple(tensor.to(device) for tensor in tensors)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.tensors[0]) / self.batch_size)
+        n = len(self.tensors[0])
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         n = len(self.tensors[0])
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         order = order.to(self.tensors[0].device)
-        for start in range(0, n, self.batch_size):
+        for start in range(0, len(self) * self.batch_size if self.drop_last else n, self.batch_size):
             index = order[start:start + self.batch_size]
             yield tuple(tensor[index] for tensor in self.tensors)
 

@@ -22,9 +22,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .batches import channels_last, forward, model_device, unpack
+from .data import ResidentLoader, can_stay_resident
 from .errors import CheckpointError, ConfigError, DivergenceError, raise_if_any
 from .loop import autocast
 from .losses import PerSampleLoss, cross_entropy
@@ -174,6 +176,32 @@ def augment_cifar(images: torch.Tensor, generator: torch.Generator | None = None
     return padded[index_n, index_c, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+#: How training loaders treat the last, incomplete batch of an epoch; recorded in checkpoint specs.
+LAST_BATCH = "dropped"
+
+
+def training_loader(train_set: Any, batch_size: int, *, generator: torch.Generator | None = None,
+                    collate_fn: Callable | None = None,
+                    device: torch.device | str | None = None) -> DataLoader | ResidentLoader:
+    """A shuffled loader for training that never yields an incomplete last batch.
+
+    Why: a last batch of a few samples, at a high learning rate and through BatchNorm's batch
+    statistics, can break a training run. At 15 % forget the full CIFAR-10 retain set is 42,500 =
+    166 × 256 + 4 images; every epoch then ended on a 4-sample step at lr 0.1 and the retrained
+    "gold standard" came out at 0.50 test accuracy against the original's 0.79 (0.79 with the batch
+    dropped). The reference's loaders keep that batch; this is one of our documented deviations.
+    The loader is reshuffled every epoch, so every sample is still trained on: a different few are
+    left out of each epoch. A set smaller than one batch is served whole (one batch per epoch).
+    """
+    drop_last = len(train_set) > batch_size
+    if device is not None and torch.device(device).type == "cuda" and can_stay_resident([train_set], device,
+                                                                                        collate_fn):
+        return ResidentLoader(train_set, batch_size, shuffle=True, generator=generator, device=device,
+                              drop_last=drop_last)
+    return DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=collate_fn,
+                      drop_last=drop_last)
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` measured: one history row per epoch and the total wall time."""
@@ -210,8 +238,15 @@ def train(
     device: torch.device | str | None = None,
     seed: int = 0,
     progress: bool = True,
+    resume_from: str | Path | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``loader`` following ``recipe``; return the per-epoch history.
+
+    With ``resume_from``, the training state (weights, optimizer, scheduler, history and every random
+    generator: torch's, the augmentation's and the loader's) is written there after every epoch, and
+    a later call with the same path continues from the last finished epoch. A paper-scale training
+    takes hours on a CPU, longer than a session: an interrupted run loses one epoch at most, and on
+    the CPU the resumed run ends with the weights of an uninterrupted one.
 
     Seeds torch's global generator with ``seed`` (so loader shuffling, dropout and initial draws
     follow it) and a separate CPU generator for the augmentation: on CPU the same seed gives
@@ -234,9 +269,16 @@ def train(
     layout_switched = False
 
     history: list[dict[str, Any]] = []
+    loader_generator = getattr(loader, "generator", None)
+    progress_file = TrainingProgress(resume_from, recipe) if resume_from is not None else None
+    done, earlier_s = 0, 0.0
+    if progress_file is not None:
+        done, history, earlier_s = progress_file.restore(model, optimizer, scheduler, augment_generator,
+                                                         loader_generator)
     model.train()
-    start = time.perf_counter()
-    epochs = tqdm(range(1, recipe.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    start = time.perf_counter() - earlier_s
+    epochs = tqdm(range(done + 1, recipe.epochs + 1), desc="train", unit="epoch", disable=not progress,
+                  initial=done, total=recipe.epochs)
     for epoch in epochs:
         lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=device)  # a device tensor avoids a sync per batch
@@ -277,11 +319,73 @@ def train(
             error.history = history  # type: ignore[attr-defined]
             raise error
         epochs.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}")
+        if progress_file is not None and epoch < recipe.epochs:
+            progress_file.save(epoch, model, optimizer, scheduler, history, time.perf_counter() - start,
+                               augment_generator, loader_generator)
     if layout_switched:
         # Back to the default layout: code that flattens parameters with .view(-1) needs it.
         model.to(memory_format=torch.contiguous_format)
     model.eval()
     return TrainResult(history=history, wall_time_s=time.perf_counter() - start)
+
+
+class TrainingProgress:
+    """A training run's state after its last finished epoch, in one file, for :func:`train`'s ``resume_from``."""
+
+    def __init__(self, path: str | Path, recipe: TrainRecipe) -> None:
+        self.path, self.recipe = Path(path), recipe_spec(recipe)
+
+    def save(self, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+             history: list[dict[str, Any]], elapsed_s: float, augment_generator: torch.Generator,
+             loader_generator: torch.Generator | None) -> None:
+        payload = {"epoch": epoch, "recipe": self.recipe, "history": history, "elapsed_s": elapsed_s,
+                   "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                   "rng": {"torch": torch.get_rng_state(), "augment": augment_generator.get_state(),
+                           **({"loader": loader_generator.get_state()} if loader_generator is not None else {})}}
+        _atomic_save(payload, self.path)
+
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                augment_generator: torch.Generator,
+                loader_generator: torch.Generator | None) -> tuple[int, list[dict[str, Any]], float]:
+        """Load the saved state into the arguments; ``(finished epochs, history, elapsed seconds)``, or zeros."""
+        if not self.path.exists():
+            return 0, [], 0.0
+        delete = f"Delete {self.path} to train from the start."
+        try:
+            payload = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise CheckpointError(f"The training progress file {self.path} cannot be read ({type(error).__name__}: "
+                                  f"{str(error)[:200]}). {delete}") from error
+        if payload.get("recipe") != self.recipe:
+            raise CheckpointError(f"The training progress file {self.path} was written for recipe "
+                                  f"{payload.get('recipe')}, not {self.recipe}. {delete}")
+        if ("loader" in payload["rng"]) != (loader_generator is not None):
+            raise CheckpointError(f"The training progress file {self.path} was written with another kind of "
+                                  f"loader (seeded generator or not). {delete}")
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        augment_generator.set_state(payload["rng"]["augment"])
+        if loader_generator is not None:
+            loader_generator.set_state(payload["rng"]["loader"])
+        return int(payload["epoch"]), list(payload["history"]), float(payload["elapsed_s"])
+
+
+def _atomic_save(payload: Any, path: Path) -> None:
+    """``torch.save`` to a temp file in the same folder, then ``os.replace``: no reader sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def _canonical(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -374,19 +478,12 @@ class CheckpointCache:
             "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
             "extra": _plain_extra(extra),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A temp file in the same folder then os.replace: readers never see a half-written checkpoint.
-        handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(payload, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        _atomic_save(payload, path)  # readers never see a half-written checkpoint
         return path
+
+    def progress_path(self, spec: Mapping[str, Any]) -> Path:
+        """Where a training of ``spec`` keeps its per-epoch progress (:func:`train`'s ``resume_from``)."""
+        return self.root / f"{self.key(spec)}.progress.pt"
 
     def get_or_train(
         self, spec: Mapping[str, Any], model: nn.Module, train_fn: Callable[[nn.Module], Any]
@@ -410,6 +507,7 @@ class CheckpointCache:
         extra = _extra_from(result)
         extra.setdefault("wall_time_s", measured)
         path = self.save(spec, model, extra)
+        self.progress_path(spec).unlink(missing_ok=True)  # finished: the weights are in the checkpoint
         return model, {"cached": False, "path": str(path), **_plain_extra(extra)}
 
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import raise_if_any
 from ..loop import UnlearnResult, dataset_size
-from ..train import CIFAR_RECIPE, TrainRecipe, recipe_spec, train
+from ..train import CIFAR_RECIPE, TrainRecipe, recipe_spec, train, training_loader
 from .common import Shared, SharedSettings, reset_parameters, task_problems
 
 
@@ -28,7 +28,8 @@ def retrain(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataL
     layer initialisation; parameters held directly by modules without it keep their trained values).
     It is then trained with :func:`nablatau.train.train` and ``recipe`` on a new loader over
     ``retain.dataset`` with the recipe's batch size (not the retain loader's), shuffled by a generator
-    seeded with ``seed``. The forget loader is never read and ``val`` is unused.
+    seeded with ``seed``, without an incomplete last batch (:func:`~nablatau.train.training_loader`).
+    The forget loader is never read and ``val`` is unused.
 
     Not in :data:`~nablatau.baselines.METHODS`: the experiment runner trains the retrained reference
     through its checkpoint cache, so each forget set is retrained once.
@@ -83,8 +84,8 @@ def retrain(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataL
     else:
         reset_parameters(model)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, generator=generator,
-                        collate_fn=getattr(retain, "collate_fn", None))
+    loader = training_loader(dataset, recipe.batch_size, generator=generator,
+                             collate_fn=getattr(retain, "collate_fn", None))
     try:
         trained = train(model, loader, recipe, loss=run.loss_function, seed=seed, progress=run.progress)
         result = UnlearnResult(config=config, history=trained.history, wall_time_s=trained.wall_time_s)
