@@ -36,13 +36,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data import ResidentLoader, UnlearningSplits, can_stay_resident, loaders
+from .data import UnlearningSplits, labels_of, loaders
 from .errors import ConfigError, DivergenceError, raise_if_any
-from .metrics import evaluate
+from .metrics import evaluate, label_prior_accuracy
+from .mia import predict
 from .losses import PerSampleLoss, cross_entropy
 from .results import load_results, results_path, save_results
 from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table
-from .train import CheckpointCache, TrainRecipe, recipe_spec, train
+from .train import LAST_BATCH, CheckpointCache, TrainRecipe, recipe_spec, train, training_loader
 from .nabla_tau import UnlearnResult, unlearn
 
 #: Models every removal run has besides the methods.
@@ -50,6 +51,15 @@ REFERENCE_MODELS = ("original", "retrain")
 
 #: Methods measured after every epoch, for the MIA and test-accuracy curves.
 TRACKED_METHODS = ("nablatau", "finetune")
+
+#: The splits on which every model's predictions are compared with the retrained model's (KL divergence).
+RETRAIN_COMPARED = ("forget", "test")
+
+#: The largest drop in test accuracy from the original to the retrained model that :func:`reference_problems`
+#: accepts for random-subset removal, and how many times the original's final training loss the
+#: retrained model's may end at.
+MAX_RETRAIN_TEST_DROP = 0.05
+MAX_RETRAIN_LOSS_RATIO = 2.0
 
 #: What the per-epoch measurement records.
 TRACKED_METRICS = ("mia_loss", "mia_entropy", "test_acc", "forget_acc")
@@ -130,17 +140,16 @@ def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, sett
     """
     device = device or default_device()
     recipe: TrainRecipe = settings["recipe"]
-    spec = {**key, "n_train": len(train_set), "recipe": recipe_spec(recipe), "seed": seed}
-    generator = torch.Generator().manual_seed(seed)
-    if device.type == "cuda" and can_stay_resident([train_set], device, collate_fn):
-        loader = ResidentLoader(train_set, recipe.batch_size, shuffle=True, generator=generator, device=device)
-    else:
-        loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator,
-                            collate_fn=collate_fn)
+    spec = {**key, "n_train": len(train_set), "recipe": recipe_spec(recipe), "seed": seed, "last_batch": LAST_BATCH}
+    loader = training_loader(train_set, recipe.batch_size, generator=torch.Generator().manual_seed(seed),
+                             collate_fn=collate_fn, device=device)
     torch.manual_seed(seed)
-    model, info = (cache or CheckpointCache()).get_or_train(
+    cache = cache or CheckpointCache()
+    # Per-epoch progress beside the cache: a paper-scale training outlasts a session on a CPU.
+    model, info = cache.get_or_train(
         spec, build_model().to(device),
-        lambda fresh: train(fresh, loader, recipe, loss=loss, seed=seed, progress=progress))
+        lambda fresh: train(fresh, loader, recipe, loss=loss, seed=seed, progress=progress,
+                            resume_from=cache.progress_path(spec)))
     return model.to(device), info
 
 
@@ -251,6 +260,46 @@ def compare_methods(original: nn.Module, splits: UnlearningSplits, methods: Sequ
     return outcome
 
 
+# --- Is the gold standard sound? -------------------------------------------------------------------
+
+
+def reference_problems(original: Mapping[str, Any], retrained: Mapping[str, Any], *,
+                       subset_removal: bool = True) -> list[str]:
+    """Why the retrained model is not a sound gold standard to compare with; empty when it is.
+
+    Retraining without a random few percent of the data should land near the original. Two signs that
+    it did not train properly (measured once: a retrained model at 0.50 test accuracy against the
+    original's 0.79, its training loss stuck at 1.44 against 0.50, because every epoch ended on a
+    4-sample batch at lr 0.1; :func:`nablatau.train.training_loader` now drops that batch):
+
+    - random-subset removal only: its test accuracy more than :data:`MAX_RETRAIN_TEST_DROP` below the
+      original's (removing classes lowers the test accuracy by design);
+    - its final training loss more than :data:`MAX_RETRAIN_LOSS_RATIO` times the original's (and
+      more than 0.05 above it, so that two nearly-zero losses are not flagged).
+
+    The runner stores the result in the results file (``models["retrain"]["reference_problems"]``)
+    and the notebooks show it above every comparison; nothing is dropped or retrained.
+
+        >>> problems = reference_problems({"test_acc": 0.79, "history": [{"loss": 0.50}]},
+        ...                               {"test_acc": 0.50, "history": [{"loss": 1.44}]})
+        >>> print(problems[0][:60])
+        the retrained model's test accuracy 0.500 is 0.290 below the
+    """
+    problems = []
+    drop = original["test_acc"] - retrained["test_acc"]
+    if subset_removal and drop > MAX_RETRAIN_TEST_DROP:
+        problems.append(f"the retrained model's test accuracy {retrained['test_acc']:.3f} is {drop:.3f} below the "
+                        f"original's {original['test_acc']:.3f} (more than {MAX_RETRAIN_TEST_DROP}): check its "
+                        "training curve before comparing any method with it")
+    losses = [history[-1]["loss"] if history else None
+              for history in (original.get("history"), retrained.get("history"))]
+    if None not in losses and losses[1] > MAX_RETRAIN_LOSS_RATIO * losses[0] and losses[1] - losses[0] > 0.05:
+        problems.append(f"the retrained model's final training loss {losses[1]:.3f} is more than "
+                        f"{MAX_RETRAIN_LOSS_RATIO:g} times the original's {losses[0]:.3f}: it did not train as the "
+                        "original did")
+    return problems
+
+
 # --- One experiment --------------------------------------------------------------------------------
 
 
@@ -312,18 +361,28 @@ class RemovalRun:
         return cls(saved["config"], {name: saved["models"][name] for name in wanted}, path)
 
     @property
-    def table(self) -> pd.DataFrame:
-        """One row per model: the issue's metrics, runtime and runtime relative to retraining."""
+    def columns(self) -> list[str]:
+        """The metrics its table shows: text runs add F1, class removal the forgotten classes' test accuracy."""
         text = self.config.get("settings", {}).get("experiment") == "text"
         columns = list(TEXT_TABLE_COLUMNS if text else TABLE_COLUMNS)
         if self.config.get("forget_classes") is not None:
             columns[3:3] = ["test_forget_class_acc", "test_other_classes_acc"]
-        return results_table(self.measured, columns=columns)
+        return columns
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per model: the issue's metrics, runtime and runtime relative to retraining."""
+        return results_table(self.measured, columns=self.columns)
 
     @property
     def measured(self) -> dict[str, dict[str, Any]]:
         """The models that finished, without the ones that failed."""
         return {name: m for name, m in self.models.items() if "error" not in m}
+
+    @property
+    def reference_problems(self) -> list[str]:
+        """Why the retrained model is not a sound reference (:func:`reference_problems`); empty when it is."""
+        return list(self.models.get("retrain", {}).get("reference_problems", []))
 
     @property
     def failed(self) -> dict[str, str]:
@@ -333,6 +392,16 @@ class RemovalRun:
     def history(self, name: str) -> pd.DataFrame:
         """The per-epoch history of model ``name`` (training epochs for original and retrain)."""
         return pd.DataFrame(self.models[name].get("history", []))
+
+
+def reference_report(runs: Mapping[int, RemovalRun]) -> str:
+    """One line per seed whose retrained model is an unsound reference (:func:`reference_problems`), or one
+    line saying every seed's is sound."""
+    unsound = {seed: run.reference_problems for seed, run in runs.items() if run.reference_problems}
+    if not unsound:
+        return f"The retrained gold standard passed its checks for every seed ({', '.join(map(str, runs))})."
+    return "\n".join(f"UNSOUND REFERENCE, seed {seed}: {'; '.join(problems)}. Its comparisons below are not "
+                     "evidence either way." for seed, problems in unsound.items())
 
 
 def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Setup], *,
@@ -374,9 +443,14 @@ def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Se
     original, original_info = original_model(run)
     batch_size = run.settings["unlearn_batch_size"]
     measured = measuring_loaders(run.splits, batch_size, collate_fn=run.collate_fn, device=run.device)
+    # The retrained model first (cached after its first training): every model, the original included,
+    # is compared with its predictions on the forget and test samples.
+    retrained, retrained_info = retrained_model(run)
+    reference = {name: predict(retrained, measured[name])[0] for name in RETRAIN_COMPARED if name in measured}
 
     def measure(model: nn.Module, keep_losses: bool = False) -> dict[str, Any]:
-        return evaluate(model, measured, task=run.task, attack=run.attack, seed=run.seed, sample_losses=keep_losses)
+        return evaluate(model, measured, task=run.task, attack=run.attack, seed=run.seed, sample_losses=keep_losses,
+                        reference=reference)
 
     def track(epoch: int, model: nn.Module) -> dict[str, Any]:
         scores = evaluate(model, {name: measured[name] for name in dict.fromkeys([*run.attack, "test"])},
@@ -386,13 +460,14 @@ def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Se
     for name in todo:
         if name == "original":
             models[name] = {**measure(original, keep_losses=True), "runtime_s": original_info["wall_time_s"],
+                            "label_prior_test_acc": label_prior_accuracy(labels_of(run.train_set),
+                                                                         labels_of(run.splits.test), run.task),
                             "history": original_info.get("history", [])}
         elif name == "retrain":
-            retrained, info = retrained_model(run)
-            models[name] = {**measure(retrained, keep_losses=True), "runtime_s": info["wall_time_s"],
-                            "history": info.get("history", []),
-                            "config": {"recipe": run.settings["recipe"], "seed": run.seed, **run.forget}}
-            del retrained
+            models[name] = {**measure(retrained, keep_losses=True), "runtime_s": retrained_info["wall_time_s"],
+                            "history": retrained_info.get("history", []),
+                            "config": {"recipe": run.settings["recipe"], "seed": run.seed,
+                                       "last_batch": LAST_BATCH, **run.forget}}
         else:
             model = run.start(original)
             try:
@@ -406,5 +481,9 @@ def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Se
                 models[name] = {**measure(model, keep_losses=name == "nablatau"), "runtime_s": result.wall_time_s,
                                 "config": result.config, "history": result.history}
             del model
+        if "original" in models and "retrain" in models:
+            models["retrain"]["reference_problems"] = reference_problems(
+                models["original"], models["retrain"], subset_removal="forget_classes" not in run.forget)
         save_results(output_dir, notebook, config=config, models=models)
+    del retrained
     return RemovalRun.load(path, wanted)

@@ -1,0 +1,207 @@
+"""What makes the evidence sound: the training loader, the gold-standard check, the retrain-referenced
+metrics and the statistics over seeds (fast: synthetic data, tiny models)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import ks_2samp
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from nablatau.errors import ConfigError
+from nablatau.metrics import compare_with_retrained, evaluate, kl_from_reference, label_prior_accuracy
+from nablatau.mia import predict
+from nablatau.runner import reference_problems
+from nablatau.tables import claims_over_seeds, closest_over_seeds, format_seed_table, interval, seed_table
+from nablatau.train import TrainRecipe, train, training_loader
+
+
+def _batch_sizes(loader):
+    return [len(targets) for _, targets in loader]
+
+
+def test_training_loader_never_yields_an_incomplete_batch_and_reshuffles_every_epoch():
+    data = TensorDataset(torch.arange(42.0)[:, None], torch.arange(42))
+    loader = training_loader(data, 8, generator=torch.Generator().manual_seed(0))
+    assert _batch_sizes(loader) == [8] * 5 and len(loader) == 5
+    seen = set()
+    for _ in range(20):  # a different 2 are left out each epoch, so all 42 are trained on
+        seen |= {int(t) for _, targets in loader for t in targets}
+    assert seen == set(range(42))
+    small = TensorDataset(torch.zeros(5, 1), torch.zeros(5, dtype=torch.long))
+    assert _batch_sizes(training_loader(small, 8)) == [5]  # smaller than one batch: served whole
+
+
+def _degenerate_case(extra):
+    torch.manual_seed(0)
+    inputs, weights = torch.randn(8 * 32 + extra, 3, 8, 8), torch.randn(3 * 64, 4)
+    return TensorDataset(inputs, (inputs.flatten(1) @ weights).argmax(1))
+
+
+def _small_bn_net():
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 16, 3, padding=1, stride=2), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.BatchNorm2d(32), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 4))
+
+
+def test_a_degenerate_last_batch_breaks_training_and_the_reference_check_flags_it():
+    # 8 batches of 32 plus 2 images: every epoch ends on a 2-image SGD step through BatchNorm, the
+    # miniature of the 4-image batch that broke the full-CIFAR retrained model.
+    data = _degenerate_case(extra=2)
+    recipe = TrainRecipe(optimizer="sgd", lr=0.5, momentum=0.9, weight_decay=5e-4, epochs=15, batch_size=32,
+                         lr_end_factor=0.001)
+    kept = DataLoader(data, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    assert _batch_sizes(kept)[-1] == 2
+    broken = train(_small_bn_net(), kept, recipe, progress=False).history[-1]["loss"]
+    sound = train(_small_bn_net(), training_loader(data, 32, generator=torch.Generator().manual_seed(0)), recipe,
+                  progress=False).history[-1]["loss"]
+    assert broken > 10 * sound  # measured: 0.48 against 0.007
+    original = {"test_acc": 0.40, "history": [{"loss": sound}]}
+    problems = reference_problems(original, {"test_acc": 0.39, "history": [{"loss": broken}]})
+    assert len(problems) == 1 and "final training loss" in problems[0]
+    assert reference_problems(original, {"test_acc": 0.39, "history": [{"loss": sound * 1.5}]}) == []
+
+
+def test_the_reference_check_flags_a_test_accuracy_drop_only_for_random_subset_removal():
+    original, retrained = {"test_acc": 0.79, "history": []}, {"test_acc": 0.50, "history": []}
+    assert "0.290 below the original's 0.790" in reference_problems(original, retrained)[0]
+    assert reference_problems(original, retrained, subset_removal=False) == []  # classes removed: expected
+    assert reference_problems(original, {"test_acc": 0.75, "history": []}) == []
+
+
+def test_kl_from_reference_is_zero_for_the_same_predictions_and_matches_the_definition():
+    torch.manual_seed(0)
+    reference, logits = torch.randn(50, 10), torch.randn(50, 10)
+    assert kl_from_reference(reference, reference) == pytest.approx(0.0, abs=1e-12)
+    p, q = reference.softmax(1).double(), logits.softmax(1).double()
+    assert kl_from_reference(logits, reference) == pytest.approx(float((p * (p / q).log()).sum(1).mean()))
+    bernoulli_p, bernoulli_q = torch.sigmoid(reference).double(), torch.sigmoid(logits).double()
+    expected = (bernoulli_p * (bernoulli_p / bernoulli_q).log()
+                + (1 - bernoulli_p) * ((1 - bernoulli_p) / (1 - bernoulli_q)).log()).sum(1).mean()
+    assert kl_from_reference(logits, reference, "multilabel") == pytest.approx(float(expected))
+    with pytest.raises(ConfigError, match="same shape"):
+        kl_from_reference(logits[:10], reference)
+
+
+def test_forget_quality_is_scipys_two_sample_ks_test():
+    rng = np.random.default_rng(0)
+    model, retrained = rng.exponential(1.0, 200), rng.exponential(2.0, 150)
+    result = compare_with_retrained(model, retrained)
+    expected = ks_2samp(model, retrained)
+    assert result == {"forget_ks": pytest.approx(expected.statistic), "forget_ks_pvalue": pytest.approx(expected.pvalue)}
+    assert compare_with_retrained(model, model)["forget_ks"] == 0.0
+
+
+def test_evaluate_compares_with_the_reference_logits():
+    torch.manual_seed(0)
+    loader = DataLoader(TensorDataset(torch.randn(40, 6), torch.randint(0, 3, (40,))), batch_size=16)
+    splits = {"forget": loader, "test": loader}
+    model, other = nn.Linear(6, 3), nn.Linear(6, 3)
+    reference = {name: predict(model, splits[name])[0] for name in splits}
+    itself = evaluate(model, splits, reference=reference)
+    assert itself["forget_ks"] == 0.0 and itself["kl_forget"] == pytest.approx(0, abs=1e-9)
+    assert itself["forget_ks_pvalue"] == 1.0
+    compared = evaluate(other, splits, reference=reference)
+    assert compared["kl_test"] > 0 and compared["forget_ks"] > 0
+    assert "kl_forget" not in evaluate(other, splits)  # no reference, no comparison
+    with pytest.raises(ConfigError, match="no loader"):
+        evaluate(other, {"forget": loader, "test": loader}, reference={"retain": reference["test"]})
+
+
+def test_label_prior_accuracy_predicts_the_commonest_training_label():
+    assert label_prior_accuracy(torch.tensor([0, 2, 2, 1]), torch.tensor([2, 2, 0, 1])) == 0.5
+    train_targets = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 1]])
+    test_targets = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 0, 1]])
+    assert label_prior_accuracy(train_targets, test_targets, "multilabel") == pytest.approx(2 / 3)
+
+
+def test_interval_is_students_t_over_seeds_and_nan_for_one_seed():
+    mean, std, low, high = interval([0.50, 0.56, 0.53])
+    assert (mean, std) == (pytest.approx(0.53), pytest.approx(0.03))
+    assert high - mean == pytest.approx(4.302653 * 0.03 / math.sqrt(3), rel=1e-5)  # t(0.975, 2 df)
+    assert all(math.isnan(v) for v in interval([0.5])[1:])
+
+
+def _seeds(nablatau, finetune, retrain=(0.50, 0.52, 0.51)):
+    return {seed: {"original": {"mia_loss": 0.8}, "retrain": {"mia_loss": r}, "nablatau": {"mia_loss": n},
+                   "finetune": {"mia_loss": f}} for seed, r, n, f in zip((1, 2, 3), retrain, nablatau, finetune)}
+
+
+def test_closest_over_seeds_calls_a_tie_when_the_intervals_overlap():
+    table, sentence = closest_over_seeds(_seeds(nablatau=(0.52, 0.50, 0.55), finetune=(0.53, 0.56, 0.50)))
+    assert bool(table["tied_for_closest"].all())
+    assert "∇τ is tied for closest with finetune" in sentence and "3 seeds" in sentence
+    table, sentence = closest_over_seeds(_seeds(nablatau=(0.70, 0.71, 0.72), finetune=(0.51, 0.52, 0.52)))
+    assert list(table.index) == ["finetune", "nablatau"] and not table.loc["nablatau", "tied_for_closest"]
+    assert "∇τ is NOT among the closest: it ranks 2 of 2" in sentence
+    one_seed = {1: _seeds((0.52,) * 3, (0.60,) * 3)[1]}
+    assert "one seed" in closest_over_seeds(one_seed)[1]
+
+
+def test_seed_table_reports_mean_std_and_interval_per_model():
+    runs = _seeds(nablatau=(0.52, 0.50, 0.55), finetune=(0.53, 0.56, 0.50))
+    table = seed_table(runs, columns=["mia_loss"])
+    assert table.loc["nablatau", ("mia_loss", "mean")] == pytest.approx(0.52333, abs=1e-4)
+    assert table.loc["original", ("seeds", "n")] == 3
+    text = format_seed_table(table)
+    assert text.loc["original", "mia_loss"] == "0.800 ± 0.000 [0.800, 0.800]"
+    assert text.loc["nablatau", "seeds"] == 3
+
+
+class _StopAtEpoch:
+    """A loader that raises (as a killed session would) when epoch ``stop`` starts."""
+
+    def __init__(self, loader, stop):
+        self.loader, self.stop, self.epoch = loader, stop, 0
+        self.generator, self.batch_size = loader.generator, loader.batch_size
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.epoch += 1
+        if self.epoch == self.stop:
+            raise KeyboardInterrupt
+        return iter(self.loader)
+
+
+def test_an_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    data = _degenerate_case(extra=0)
+    recipe = TrainRecipe(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, epochs=4, batch_size=32,
+                         lr_end_factor=0.001, augment="cifar")
+
+    def loader():
+        return training_loader(data, 32, generator=torch.Generator().manual_seed(0))
+
+    straight = _small_bn_net()
+    expected = train(straight, loader(), recipe, seed=3, progress=False)
+    resumed, progress = _small_bn_net(), tmp_path / "run.progress.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(resumed, _StopAtEpoch(loader(), stop=3), recipe, seed=3, progress=False, resume_from=progress)
+    assert torch.load(progress, weights_only=True)["epoch"] == 2
+    torch.manual_seed(123)  # another session: every generator starts elsewhere
+    result = train(resumed, loader(), recipe, seed=3, progress=False, resume_from=progress)
+    assert [row["loss"] for row in result.history] == [row["loss"] for row in expected.history]
+    for name, weights in straight.state_dict().items():
+        assert torch.equal(weights, resumed.state_dict()[name]), name
+    with pytest.raises(Exception, match="recipe"):
+        train(_small_bn_net(), loader(), recipe.replace(epochs=5), progress=False, resume_from=progress)
+
+
+def test_claims_are_judged_from_the_seeds_numbers():
+    runs = _seeds(nablatau=(0.52, 0.50, 0.55), finetune=(0.53, 0.56, 0.50))
+    for seed, models in runs.items():
+        for name, test_acc, runtime in (("retrain", 0.55, 100.0), ("nablatau", 0.54, 20.0), ("finetune", 0.55, 30.0)):
+            models[name].update(test_acc=test_acc + 0.001 * seed, runtime_s=runtime)
+    privacy, utility, cost = claims_over_seeds(runs)
+    assert privacy.startswith("HELD — privacy") and utility.startswith("HELD — utility: ∇τ's test accuracy minus")
+    assert cost == "HELD — cost: ∇τ took 20%–20% of retraining's time."
+    runs[2]["nablatau"]["test_acc"] = 0.40  # one seed far below: the interval straddles the ±0.05 band
+    assert claims_over_seeds(runs)[1].startswith("INCONCLUSIVE")
+    for models in runs.values():
+        models["nablatau"].update(test_acc=0.30, mia_loss=0.9, runtime_s=200.0)
+    assert all(claim.startswith("DID NOT HOLD") for claim in claims_over_seeds(runs))
