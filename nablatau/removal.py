@@ -28,7 +28,7 @@ the methods' dropout uses, so it would change their numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,10 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from . import __version__
-from .data import (ImageData, TextData, TextDataset, TextSplit, UnlearningSplits, load_cifar, load_goemotions,
-                   make_splits, random_forget_split, split_heldout, subset, text_collate)
-from .errors import raise_if_any
+from .data import (GOEMOTIONS_TRAIN_SIZE, ImageData, TextData, TextDataset, TextSplit, UnlearningSplits,
+                   forget_size, image_dataset_size, load_cifar, load_goemotions, make_splits, random_forget_split,
+                   split_heldout, subset, text_collate)
+from .errors import ConfigError, raise_if_any
 from .metrics import evaluate
 from .losses import multilabel_bce
 from .profiles import (IMAGE_METHOD_SETTINGS, IMAGE_METHODS, TEXT_METHOD_SETTINGS, TEXT_METHODS, plain_settings,
@@ -137,13 +138,32 @@ def text_setup(settings: dict[str, Any], *, forget_fraction: float, seed: int = 
 # --- The experiments -------------------------------------------------------------------------------
 
 
+def forget_size_problems(settings: Mapping[str, Any], forget_fraction: float, full_size: int) -> list[str]:
+    """Why ``forget_fraction`` of the profile's training set is too small a forget set; empty when it is not.
+
+    The forget set must fill at least one unlearning batch: ∇τ's epoch rule divides by the number of
+    forget batches, and an attack on a handful of samples measures nothing.
+    """
+    n_train = settings["n_train"] if settings["n_train"] is not None else full_size
+    n_forget, batch = forget_size(n_train, forget_fraction), settings["unlearn_batch_size"]
+    if n_forget >= batch:
+        return []
+    needed = next(f / 100 for f in range(1, 100) if forget_size(n_train, f / 100) >= batch) \
+        if forget_size(n_train, 0.99) >= batch else None
+    fix = (f"use forget_fraction >= {needed:g}" if needed is not None else "use a larger training set") + \
+        f" or a profile with more training samples (n_train > {n_train}) or a smaller unlearn_batch_size"
+    return [f"forget_fraction {forget_fraction:g} of the {settings['profile']} profile's {n_train} training samples "
+            f"forgets {n_forget}, fewer than one unlearning batch ({batch}); {fix}"]
+
+
 def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction: float | None,
                    forget_classes: Sequence[int] | None, seed: int, split_seed: int,
                    overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything that determines a run's numbers: its results file is named by a hash of this.
 
     Raises:
-        ConfigError: not exactly one of ``forget_fraction`` and ``forget_classes``, or a bad value.
+        ConfigError: not exactly one of ``forget_fraction`` and ``forget_classes``, a class id the data
+            set does not have, or a fraction whose forget set is smaller than one unlearning batch.
     """
     problems = []
     if (forget_fraction is None) == (forget_classes is None):
@@ -152,14 +172,24 @@ def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction
     if forget_fraction is not None and not 0 < forget_fraction < 1:
         problems.append(f"forget_fraction must be in (0, 1), got {forget_fraction}; the paper uses 0.03, "
                         "0.15 and 0.30")
+    num_classes, n_images = image_dataset_size(dataset)
     if forget_classes is not None:
         forget_classes = [forget_classes] if isinstance(forget_classes, int) else list(forget_classes)
-        if not forget_classes or not all(isinstance(c, int) and c >= 0 for c in forget_classes):
+        if not forget_classes or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                         for c in forget_classes):
             problems.append(f"forget_classes must be a non-empty list of class ids, got {forget_classes!r}")
+        elif max(forget_classes) >= num_classes:
+            problems.append(f"forget_classes {forget_classes}: {dataset} has classes 0 to {num_classes - 1}; "
+                            f"pick class ids below {num_classes}")
+        elif len(set(forget_classes)) == num_classes:
+            problems.append(f"forget_classes {forget_classes} removes every class of {dataset}; leave at least one")
+    settings = resolve_profile(profile, dataset=dataset, **(overrides or {}))
+    if forget_fraction is not None and not problems:
+        problems += forget_size_problems(settings, forget_fraction, n_images)
     raise_if_any(problems)
     return {"notebook": notebook, "dataset": dataset, "profile": profile, "forget_fraction": forget_fraction,
             "forget_classes": sorted(forget_classes) if forget_classes is not None else None, "seed": seed,
-            "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset, **(overrides or {})),
+            "split_seed": split_seed, "settings": settings,
             "method_settings": IMAGE_METHOD_SETTINGS, "nablatau_version": __version__}
 
 
@@ -212,6 +242,9 @@ def run_quickstart(*, dataset: str = "cifar10", profile: str = "quick", forget_f
     as ``<output_dir>/quickstart/<run-id>.json``. Arguments as :func:`run_removal`'s.
     """
     settings = resolve_profile(profile, dataset=dataset)
+    if not 0 < forget_fraction < 1:
+        raise ConfigError(f"forget_fraction must be in (0, 1), got {forget_fraction}; e.g. 0.1 for 10 %")
+    raise_if_any(forget_size_problems(settings, forget_fraction, image_dataset_size(dataset)[1]))
     config = {"profile": profile, "dataset": dataset, "forget_fraction": forget_fraction, "seed": seed,
               "settings": settings, "nablatau": plain_settings(IMAGE_METHOD_SETTINGS["nablatau"])}
     return run_experiment(
@@ -247,6 +280,9 @@ def run_text_removal(*, profile: str = "quick", forget_fraction: float = 0.15, s
     methods = list(dict.fromkeys(methods))
     check_methods(methods, {})
     settings = resolve_profile(profile, "text", **({"encoder": encoder} if encoder else {}))
+    if not 0 < forget_fraction < 1:
+        raise ConfigError(f"forget_fraction must be in (0, 1), got {forget_fraction}; the paper uses 0.15 and 0.30")
+    raise_if_any(forget_size_problems(settings, forget_fraction, GOEMOTIONS_TRAIN_SIZE))
     config = {"profile": profile, "forget_fraction": forget_fraction, "seed": seed, "methods": methods,
               "settings": settings,
               "method_settings": {name: plain_settings(TEXT_METHOD_SETTINGS[name]) for name in methods}}
@@ -254,6 +290,29 @@ def run_text_removal(*, profile: str = "quick", forget_fraction: float = 0.15, s
         "text_removal", config, lambda: text_setup(settings, forget_fraction=forget_fraction, seed=seed, data=data,
                                                    device=device, progress=progress),
         methods=methods, method_settings=TEXT_METHOD_SETTINGS, output_dir=output_dir)
+
+
+def check_seeds(seeds: Any) -> list[int]:
+    """``seeds`` as a list of distinct non-negative integers, or a :class:`ConfigError` naming the fix."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if (not isinstance(seeds, (list, tuple)) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise ConfigError(f"seeds must be a non-empty list of non-negative integers, e.g. [1, 2, 3] (the reference's "
+                          f"seeds); got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {list(seeds)} repeat a seed; a repeated seed is the same run, not another sample")
+    return list(seeds)
+
+
+def over_seeds(experiment: Callable[..., RemovalRun], seeds: Sequence[int], **parameters: Any) -> dict[int, RemovalRun]:
+    """``{seed: experiment(seed=seed, **parameters)}``: one run (or resumed run) per seed, in order.
+
+    The seeds are checked first, and the runs differ only in their seed, so the first run's own checks
+    (made before it trains anything) cover every run: a bad parameter fails before any training.
+    """
+    seeds = check_seeds(seeds)
+    return {seed: experiment(seed=seed, **parameters) for seed in seeds}
 
 
 def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed: int = 0, split_seed: int = 42,

@@ -15,7 +15,8 @@ from nablatau.profiles import IMAGE_METHOD_SETTINGS
 from nablatau.removal import removal_config, run_removal, run_train_original
 from nablatau.tables import closest_to_retrain
 
-SCHEMA = {"retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy", "runtime_s"}
+SCHEMA = {"retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy", "runtime_s", "mia_loss_auc", "forget_ks",
+          "forget_ks_pvalue", "kl_forget", "kl_test"}
 METHODS = ["nablatau", "ssd"]
 
 
@@ -46,8 +47,14 @@ def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache
     assert list(saved["models"]) == ["original", "retrain", *METHODS]
     for name, metrics in saved["models"].items():
         assert SCHEMA <= metrics.keys(), name
-        assert all(0 <= metrics[k] <= 1 for k in SCHEMA - {"runtime_s"}), name
+        assert all(0 <= metrics[k] <= 1 for k in SCHEMA - {"runtime_s", "kl_forget", "kl_test"}), name
+        assert metrics["kl_forget"] >= 0 and metrics["kl_test"] >= 0
         assert metrics["runtime_s"] > 0, name
+    retrained = saved["models"]["retrain"]
+    assert retrained["forget_ks"] == 0 and retrained["kl_test"] == pytest.approx(0, abs=1e-9)  # itself
+    assert saved["models"]["original"]["kl_forget"] > 0
+    assert isinstance(retrained["reference_problems"], list) and retrained["config"]["last_batch"] == "dropped"
+    assert 0 < saved["models"]["original"]["label_prior_test_acc"] < 0.5
     history = saved["models"]["nablatau"]["history"]
     assert len(history) == saved["models"]["nablatau"]["config"]["epochs"]
     assert {"mia_loss", "test_acc", "alpha", "forget_loss"} <= history[0].keys()  # tracked after every epoch
@@ -75,8 +82,10 @@ def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, ci
     first.path.write_text(json.dumps(saved))
     calls = []
     monkeypatch.setitem(baselines.METHODS, "ssd", _counting(baselines.ssd, calls))
-    monkeypatch.setattr(runner, "retrained_model", _must_not_run)  # retrain is measured already
+    retrained, load_retrained = [], runner.retrained_model  # loaded to compare with, never trained again
+    monkeypatch.setattr(runner, "retrained_model", lambda setup: retrained.append(load_retrained(setup)) or retrained[-1])
     resumed = _run(tmp_path, cifar)
+    assert [info["cached"] for _, info in retrained] == [True]
     assert calls == ["ssd"] and resumed.models["nablatau"] == saved["models"]["nablatau"]
     assert SCHEMA <= resumed.models["ssd"].keys()
 
@@ -120,6 +129,10 @@ def test_train_original_measures_the_membership_gap(tmp_path, cifar, cache):
     (dict(forget_fraction=1.5), r"forget_fraction must be in \(0, 1\)"),
     (dict(forget_fraction=None, forget_classes=[]), "non-empty list of class ids"),
     (dict(forget_fraction=None, forget_classes=["cat"]), "non-empty list of class ids"),
+    (dict(forget_fraction=None, forget_classes=[3, 10]), "cifar10 has classes 0 to 9; pick class ids below 10"),
+    (dict(forget_fraction=None, forget_classes=list(range(10))), "removes every class"),
+    (dict(forget_fraction=0.01), r"forgets 4, fewer than one unlearning batch \(8\); use forget_fraction >= 0.02"),
+    (dict(dataset="mnist"), "unknown image data set 'mnist'"),
 ])
 def test_bad_forget_settings_are_errors(kwargs, message):
     options = dict(notebook="nb", dataset="cifar10", profile="smoke", forget_fraction=0.1, forget_classes=None,
@@ -136,6 +149,27 @@ def test_bad_methods_fail_before_any_training(tmp_path, methods, message, monkey
     monkeypatch.setattr(runner, "original_model", _must_not_run)
     with pytest.raises(ConfigError, match=message):
         run_removal("subset_removal", profile="smoke", forget_fraction=0.1, methods=methods, output_dir=tmp_path)
+
+
+@pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
+def test_an_unsound_retrained_model_is_flagged_in_the_results_file(tmp_path, cifar, cache, monkeypatch):
+    def untrained(setup):  # a retrained model that never trained: test accuracy near chance
+        return setup.build_model().to(setup.device).eval(), {"wall_time_s": 1.0, "history": [{"loss": 9.9}]}
+
+    monkeypatch.setattr(runner, "retrained_model", untrained)
+    run = _run(tmp_path, cifar, methods=["ssd"])
+    saved = json.loads(run.path.read_text())
+    problems = saved["models"]["retrain"]["reference_problems"]
+    assert run.reference_problems == problems and len(problems) == 1  # smoke's 2 epochs: accuracy is near chance too
+    assert "final training loss 9.900" in problems[0]
+
+
+def test_a_text_fraction_too_small_for_one_batch_fails_before_loading_anything(monkeypatch):
+    from nablatau import removal
+
+    monkeypatch.setattr(removal, "text_setup", _must_not_run)
+    with pytest.raises(ConfigError, match=r"forgets 4, fewer than one unlearning batch \(8\)"):
+        removal.run_text_removal(profile="smoke", forget_fraction=0.05)
 
 
 def test_closest_to_retrain_says_when_nablatau_is_not_closest():
