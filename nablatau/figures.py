@@ -32,6 +32,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .results import load_results  # noqa: E402
+from .tables import interval  # noqa: E402
 from .sweep_figures import write_sweep_figures  # noqa: E402
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK  # noqa: E402
 
@@ -41,14 +42,22 @@ MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ"
                "bad_teacher": "Bad Teacher"}
 
 #: Metrics of the image tables and their column titles.
+RETRAIN_COLUMNS = {"mia_loss_auc": "loss-MIA AUC", "forget_ks": "KS vs retrain (forget losses)",
+                   "forget_ks_pvalue": "KS p-value", "kl_forget": "KL from retrain, forget",
+                   "kl_test": "KL from retrain, test"}
 IMAGE_COLUMNS = {"test_acc": "test acc", "forget_acc": "forget acc", "retain_acc": "retain acc",
-                 "mia_loss": "loss-MIA", "mia_entropy": "entropy-MIA", "runtime_s": "runtime (s)",
+                 "mia_loss": "loss-MIA", "mia_entropy": "entropy-MIA", **RETRAIN_COLUMNS, "runtime_s": "runtime (s)",
                  "runtime_vs_retrain": "runtime / retrain"}
 CLASS_COLUMNS = {"test_forget_class_acc": "test acc, forgotten classes",
                  "test_other_classes_acc": "test acc, other classes", **IMAGE_COLUMNS}
 TEXT_COLUMNS = {"test_acc": "test acc", "test_f1_micro": "test micro-F1", "test_f1_macro": "test macro-F1",
-                "forget_acc": "forget acc", "mia_loss": "loss-MIA", "mia_entropy": "entropy-MIA",
+                "forget_acc": "forget acc", "mia_loss": "loss-MIA", "mia_entropy": "entropy-MIA", **RETRAIN_COLUMNS,
                 "runtime_s": "runtime (s)", "runtime_vs_retrain": "runtime / retrain"}
+
+
+#: Axis labels of the metrics.
+METRIC_LABELS = {"mia_loss": "loss-MIA accuracy", "mia_entropy": "entropy-MIA accuracy", "test_acc": "test accuracy",
+                 "forget_acc": "forget accuracy", "retain_acc": "retain accuracy"}
 
 
 def display_name(model: str) -> str:
@@ -58,20 +67,33 @@ def display_name(model: str) -> str:
 # --- Plots the notebooks show -----------------------------------------------------------------------
 
 
-def plot_epoch_curves(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss",
-                      methods: Sequence[str] = ("nablatau", "finetune"), reference: str = "retrain",
-                      ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """``metric`` after every epoch of each of ``methods``, with the ``reference`` model's value as a line."""
+def plot_epoch_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Mapping[str, Any]]],
+                      metric: str = "mia_loss", methods: Sequence[str] = ("nablatau", "finetune"),
+                      reference: str = "retrain", ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+    """``metric`` after every epoch of each of ``methods``, with the ``reference`` and original models as lines.
+
+    ``models`` is one run's models, or a list of them (one per seed): the curves are then the mean over
+    seeds with a band of ± one std, and the reference lines carry a band of their own.
+    """
+    runs = [models] if isinstance(models, Mapping) else list(models)
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     for name in methods:
-        history = pd.DataFrame(models.get(name, {}).get("history", []))
-        if metric in history:
-            sns.lineplot(data=history, x="epoch", y=metric, marker="o", markersize=3, label=display_name(name), ax=ax)
-    if reference in models and metric in models[reference]:
-        ax.axhline(models[reference][metric], color="gray", linestyle="--", label=display_name(reference))
+        frames = [pd.DataFrame(run.get(name, {}).get("history", [])) for run in runs]
+        history = pd.concat([f for f in frames if metric in f], ignore_index=True) if any(
+            metric in f for f in frames) else pd.DataFrame()
+        if not history.empty:
+            sns.lineplot(data=history, x="epoch", y=metric, marker="o", markersize=3, errorbar="sd",
+                         label=display_name(name), ax=ax)
+    for name, style in ((reference, "--"), ("original", ":")):
+        values = [run[name][metric] for run in runs if metric in run.get(name, {})]
+        if values:
+            mean = float(np.mean(values))
+            ax.axhline(mean, color="gray", linestyle=style, label=display_name(name))
+            if len(values) > 1:
+                ax.axhspan(mean - np.std(values, ddof=1), mean + np.std(values, ddof=1), color="gray", alpha=0.15)
     if metric.startswith("mia"):
         ax.axhline(0.5, color="black", linewidth=0.5)
-    ax.set(ylabel=metric.replace("_", " "), title=title)
+    ax.set(xlabel="epoch", ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")), title=title)
     ax.legend()
     return ax
 
@@ -127,19 +149,20 @@ def long_frame(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def mean_std_table(frame: pd.DataFrame, columns: Mapping[str, str], by: Sequence[str] = ()) -> pd.DataFrame:
-    """Rows (``by`` × model), cells "mean ± std" over seeds (just the mean for a single seed)."""
+    """Rows (``by`` × model), cells "mean ± std [95 % interval]" over seeds (the mean alone for one seed)."""
     keys = [*by, "model"]
     present = [c for c in columns if c in frame]
-    grouped = frame.groupby(keys, sort=False, dropna=False)[present]
-    means, stds, counts = grouped.mean(), grouped.std(), grouped.size()
-    digits = {c: 1 if c == "runtime_s" else 3 for c in present}
-    table = pd.DataFrame(index=means.index)
+    grouped = frame.groupby(keys, sort=False, dropna=False)
+    table = pd.DataFrame(index=grouped.size().index)
     for column in present:
-        table[columns[column]] = [
-            f"{m:.{digits[column]}f}" + (f" ± {s:.{digits[column]}f}" if n > 1 and not math.isnan(s) else "")
-            if not math.isnan(m) else "–"
-            for m, s, n in zip(means[column], stds[column], counts)]
-    table["seeds"] = counts.values
+        places = 1 if column == "runtime_s" else 3
+        cells = []
+        for _, values in grouped[column]:
+            mean, std, low, high = interval(values.tolist())
+            cells.append("–" if math.isnan(mean) else f"{mean:.{places}f}" if math.isnan(std) else
+                         f"{mean:.{places}f} ± {std:.{places}f} [{low:.{places}f}, {high:.{places}f}]")
+        table[columns[column]] = cells
+    table["seeds"] = grouped.size().values
     table = table.reset_index()
     table["model"] = table["model"].map(display_name)
     return table

@@ -13,16 +13,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import math
+
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .errors import ConfigError
 
+#: Metrics that compare a model with the retrained one directly (see :mod:`nablatau.metrics`).
+RETRAIN_COLUMNS = ("mia_loss_auc", "forget_ks", "forget_ks_pvalue", "kl_forget", "kl_test")
+
 #: The columns of the image results tables, in order.
-TABLE_COLUMNS = ("test_acc", "forget_acc", "retain_acc", "mia_loss", "mia_entropy", "runtime_s")
+TABLE_COLUMNS = ("test_acc", "forget_acc", "retain_acc", "mia_loss", "mia_entropy", *RETRAIN_COLUMNS, "runtime_s")
 
 #: The columns of the text results tables: multilabel F1 besides the arg-max accuracy.
 TEXT_TABLE_COLUMNS = ("test_acc", "test_f1_micro", "test_f1_macro", "forget_acc", "forget_f1_micro", "mia_loss",
-                      "mia_entropy", "runtime_s")
+                      "mia_entropy", *RETRAIN_COLUMNS, "runtime_s")
+
+#: The confidence of the intervals over seeds.
+CONFIDENCE = 0.95
 
 
 def results_table(models: Mapping[str, Mapping[str, Any]], columns: Sequence[str] = TABLE_COLUMNS,
@@ -87,3 +97,156 @@ def closest_to_retrain(models: Mapping[str, Mapping[str, Any]], metric: str = "m
     else:
         verdict = "∇τ is the closest method to the retrained model"
     return f"Closest to the retrained model's {metric}: {listing}. {verdict} on {metric}."
+
+
+# --- Over seeds ------------------------------------------------------------------------------------
+
+
+def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+    """``(mean, std, low, high)`` of ``values``: sample std and Student's-t interval for the mean.
+
+    With one value the std and the interval are NaN: a single seed gives no spread.
+
+        >>> [round(v, 3) for v in interval([0.5, 0.6, 0.7])]
+        [0.6, 0.1, 0.352, 0.848]
+    """
+    values = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if values.size == 0:
+        return (math.nan,) * 4
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, math.nan, math.nan, math.nan
+    std = float(values.std(ddof=1))
+    half = float(stats.t.ppf((1 + confidence) / 2, values.size - 1)) * std / math.sqrt(values.size)
+    return mean, std, mean - half, mean + half
+
+
+def seed_table(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], columns: Sequence[str] = TABLE_COLUMNS,
+               confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Per model and metric, the mean, std and ``confidence`` interval over the seeds' runs.
+
+    Args:
+        runs: ``{seed: {model: metrics}}``, e.g. ``{seed: run.measured}`` for each seed's run.
+        columns: the metrics.
+
+    Returns:
+        A DataFrame indexed by model (in first-seen order) with columns ``(metric, statistic)``,
+        statistic in ``mean``, ``std``, ``low``, ``high``, plus ``("seeds", "n")``.
+    """
+    order = list(dict.fromkeys(name for models in runs.values() for name in models))
+    rows = {}
+    for name in order:
+        row = {}
+        for column in columns:
+            values = [models[name].get(column, math.nan) for models in runs.values() if name in models]
+            row.update(zip([(column, stat) for stat in ("mean", "std", "low", "high")], interval(values, confidence)))
+        row[("seeds", "n")] = sum(name in models for models in runs.values())
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+def format_seed_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``seed_table``'s numbers as text cells "mean ± std [low, high]" (the mean alone for one seed)."""
+    metrics = [c for c in dict.fromkeys(table.columns.get_level_values(0)) if c != "seeds"]
+
+    def cell(row: pd.Series, metric: str) -> str:
+        mean, std, low, high = (row[(metric, s)] for s in ("mean", "std", "low", "high"))
+        places = 1 if metric == "runtime_s" else digits
+        if math.isnan(mean):
+            return "–"
+        if math.isnan(std):
+            return f"{mean:.{places}f}"
+        return f"{mean:.{places}f} ± {std:.{places}f} [{low:.{places}f}, {high:.{places}f}]"
+
+    text = pd.DataFrame({metric: [cell(row, metric) for _, row in table.iterrows()] for metric in metrics},
+                        index=table.index)
+    text["seeds"] = table[("seeds", "n")].astype(int).values
+    return text
+
+
+def closest_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metric: str = "mia_loss",
+                       reference: str = "retrain", exclude: Sequence[str] = ("original",),
+                       confidence: float = CONFIDENCE) -> tuple[pd.DataFrame, str]:
+    """Which method lands closest to the retrained model on ``metric``, over seeds, with ties.
+
+    The criterion: for each seed, the gap |metric(method) − metric(retrained)| between the method and
+    that seed's own retrained model; methods are ranked by the mean gap over seeds. The best method
+    and every method whose gap's ``confidence`` interval overlaps the best's are tied: the seeds cannot
+    tell them apart. With one seed there are no intervals; gaps equal to 3 decimals are ties.
+
+    Returns:
+        ``(table, sentence)``: per method the gap's mean, std, interval and ``tied_for_closest``, best
+        first, and a sentence saying where ∇τ stands.
+
+    Raises:
+        ConfigError: a seed's run without the reference model.
+    """
+    missing = sorted(seed for seed, models in runs.items() if reference not in models)
+    if missing:
+        raise ConfigError(f"the runs of seeds {missing} have no {reference!r} model to compare with")
+    methods = list(dict.fromkeys(name for models in runs.values() for name in models
+                                 if name != reference and name not in exclude))
+    rows = {}
+    for name in methods:
+        gaps = [abs(models[name][metric] - models[reference][metric]) for models in runs.values()
+                if name in models and metric in models[name]]
+        mean, std, low, high = interval(gaps, confidence)
+        rows[name] = {"gap": mean, "std": std, "low": low, "high": high, "seeds": len(gaps)}
+    table = pd.DataFrame.from_dict(rows, orient="index").sort_values("gap", kind="stable").rename_axis("model")
+    if table.empty:
+        return table, f"No method to rank on {metric}."
+    best = table.iloc[0]
+    if table["seeds"].min() >= 2:
+        table["tied_for_closest"] = table["low"] <= best["high"]
+        how = (f"mean over {int(table['seeds'].min())} seeds of |{metric} − retrained model's {metric}|; tied = "
+               f"{int(confidence * 100)} % intervals overlap the best's")
+    else:
+        table["tied_for_closest"] = table["gap"].round(3) == round(best["gap"], 3)
+        how = f"|{metric} − retrained model's {metric}|, one seed; tied = equal to 3 decimals"
+    listing = ", ".join(f"{name} {row['gap']:.3f}" for name, row in table.iterrows())
+    if "nablatau" not in table.index:
+        return table, f"Closest to retrain on {metric} ({how}): {listing}."
+    position = 1 + int((table["gap"] < table.loc["nablatau", "gap"]).sum())
+    tied = [name for name in table.index[table["tied_for_closest"]] if name != "nablatau"]
+    if table.loc["nablatau", "tied_for_closest"]:
+        verdict = (f"∇τ is tied for closest with {', '.join(tied)}" if tied else "∇τ is the closest, and no other "
+                   "method's interval overlaps its own")
+    else:
+        verdict = f"∇τ is NOT among the closest: it ranks {position} of {len(table)}"
+    return table, f"Closest to retrain on {metric} ({how}): {listing}. {verdict}."
+
+
+def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, max_test_gap: float = 0.05,
+                      confidence: float = CONFIDENCE) -> list[str]:
+    """The paper's three claims about ∇τ, each judged from the seeds' numbers: held, did not hold, or inconclusive.
+
+    1. Privacy: ∇τ is among the methods closest to the retrained model's loss-MIA
+       (:func:`closest_over_seeds`; ties by overlapping intervals).
+    2. Utility: ∇τ's test accuracy is within ``max_test_gap`` of the retrained model's. Held when the
+       whole interval of the per-seed difference lies within ± ``max_test_gap``; did not hold when it lies
+       entirely outside; inconclusive otherwise (and with one seed, judged on the value itself).
+    3. Cost: ∇τ takes less time than retraining in every seed.
+    """
+    if not runs or any("nablatau" not in models or "retrain" not in models for models in runs.values()):
+        return ["∇τ or the retrained model is missing from a seed's run: no claim can be judged."]
+    claims = []
+    table, sentence = closest_over_seeds(runs, "mia_loss", confidence=confidence)
+    held = bool(table.loc["nablatau", "tied_for_closest"])
+    claims.append(("HELD" if held else "DID NOT HOLD") + " — privacy: " + sentence)
+    differences = [models["nablatau"]["test_acc"] - models["retrain"]["test_acc"] for models in runs.values()]
+    mean, _, low, high = interval(differences, confidence)
+    if math.isnan(low):
+        low = high = mean
+    if -max_test_gap <= low and high <= max_test_gap:
+        verdict = "HELD"
+    elif high < -max_test_gap or low > max_test_gap:
+        verdict = "DID NOT HOLD"
+    else:
+        verdict = "INCONCLUSIVE"
+    spread = f" [{low:+.3f}, {high:+.3f}]" if len(differences) > 1 else ""
+    claims.append(f"{verdict} — utility: ∇τ's test accuracy minus the retrained model's is {mean:+.3f}{spread} over "
+                  f"{len(differences)} seed(s); the claim is that it stays within ±{max_test_gap}.")
+    ratios = [models["nablatau"]["runtime_s"] / models["retrain"]["runtime_s"] for models in runs.values()]
+    verdict = "HELD" if max(ratios) < 1 else "DID NOT HOLD"
+    claims.append(f"{verdict} — cost: ∇τ took {min(ratios):.0%}–{max(ratios):.0%} of retraining's time.")
+    return claims

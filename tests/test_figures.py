@@ -56,8 +56,9 @@ def test_mean_std_over_seeds_and_runtime_relative_to_retrain(results):
     table = mean_std_table(frame, {"mia_loss": "loss-MIA", "runtime_vs_retrain": "runtime / retrain"},
                            by=["forget_fraction"])
     row = table[(table["model"] == "∇τ") & (table["forget_fraction"] == 0.03)].iloc[0]
-    assert row["loss-MIA"] == "0.600 ± 0.141" and row["seeds"] == 2  # std of 0.5 and 0.7 (ddof 1)
-    assert row["runtime / retrain"] == "0.500 ± 0.000"
+    # std of 0.5 and 0.7 (ddof 1); 95 % interval 0.6 ± 12.706 · 0.141 / √2 (Student t, 1 degree of freedom)
+    assert row["loss-MIA"] == "0.600 ± 0.141 [-0.671, 1.871]" and row["seeds"] == 2
+    assert row["runtime / retrain"] == "0.500 ± 0.000 [0.500, 0.500]"
 
 
 def test_write_figures_writes_tables_plots_and_an_index(results, tmp_path):
