@@ -22,6 +22,7 @@ import pandas as pd
 from .errors import ConfigError
 from .results import load_results, results_path
 from .sweep_rule import NOTEBOOK, rule_alpha0
+from .tables import interval
 
 if TYPE_CHECKING:  # only for the annotation: importing the sweep would import torch
     from .sweep import SweepGrid
@@ -111,7 +112,9 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
     over its cross-validation splits: a gap difference below it is within the attack's noise.
     """
     _one_run(frame)
-    means = frame.groupby(["fraction", "alpha0"])[["mia_gap", "test_acc", "mia_loss_std", "is_rule"]].mean()
+    grouped = frame.groupby(["fraction", "alpha0"])
+    means = grouped[["mia_gap", "test_acc", "mia_loss_std", "is_rule"]].mean()
+    gap_intervals = grouped["mia_gap"].agg(lambda gaps: interval(gaps.tolist())[2:])
     rows = []
     for fraction, group in means.groupby(level="fraction"):
         group = group.droplevel("fraction")
@@ -119,14 +122,21 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
         rule = rule_alpha0(fraction)
         ruled = group[group["is_rule"] > 0]
         rule_gap, rule_acc = (ruled["mia_gap"].iloc[0], ruled["test_acc"].iloc[0]) if len(ruled) else (np.nan, np.nan)
+        rule_low, rule_high = gap_intervals[(fraction, ruled.index[0])] if len(ruled) else (np.nan, np.nan)
+        best_low, best_high = gap_intervals[(fraction, best)]
         references = set(frame.loc[frame["fraction"] == fraction, "mia_reference"])
         rows.append({"fraction": fraction, "rule_alpha0": rule, "best_alpha0": best,
                      "rule_is_best": bool(math.isclose(best, rule, rel_tol=1e-6)),
-                     "rule_mia_gap": rule_gap, "best_mia_gap": group.loc[best, "mia_gap"],
+                     "rule_mia_gap": rule_gap, "rule_mia_gap_low": rule_low, "rule_mia_gap_high": rule_high,
+                     "best_mia_gap": group.loc[best, "mia_gap"], "best_mia_gap_low": best_low,
+                     "best_mia_gap_high": best_high,
+                     # Tied: the rule's and the best α₀'s 95 % intervals over seeds overlap (one seed: no intervals).
+                     "rule_tied_with_best": bool(rule_low <= best_high) if not math.isnan(rule_low) else False,
                      "mia_gap_difference": rule_gap - group.loc[best, "mia_gap"],
                      "rule_test_acc": rule_acc, "best_test_acc": group.loc[best, "test_acc"],
                      "test_acc_difference": rule_acc - group.loc[best, "test_acc"],
                      "mia_noise": group["mia_loss_std"].mean(), "alphas_tried": len(group),
+                     "seeds": int(frame.loc[frame["fraction"] == fraction, "seed"].nunique()),
                      "mia_reference": references.pop() if len(references) == 1 else "mixed"})
     return pd.DataFrame(rows).set_index("fraction")
 
@@ -135,8 +145,11 @@ def rule_verdicts(summary: pd.DataFrame) -> list[str]:
     """Plain sentences from :func:`rule_summary`: an overall count, then per fraction whether the rule's α₀
     is the best one tried and, where it is not, by how much (against the attack's own noise)."""
     misses = [f"{fraction:.0%}" for fraction, row in summary.iterrows() if not row["rule_is_best"]]
+    ties = [f"{fraction:.0%}" for fraction, row in summary.iterrows()
+            if not row["rule_is_best"] and row.get("rule_tied_with_best", False)]
     lines = [f"The rule's α₀ is the best α₀ tried at {len(summary) - len(misses)} of {len(summary)} "
-             "forget fractions" + (f"; not at {', '.join(misses)}." if misses else ".")]
+             "forget fractions" + (f"; not at {', '.join(misses)}" if misses else "")
+             + (f" (tied with the best within the seeds' 95 % intervals at {', '.join(ties)})" if ties else "") + "."]
     for fraction, row in summary.iterrows():
         against = {"retrain": "the retrained model's", "chance": "chance (0.5)"}.get(
             row["mia_reference"], "the reference (the retrained model's where it exists, else chance)")
@@ -148,10 +161,15 @@ def rule_verdicts(summary: pd.DataFrame) -> list[str]:
                          f"{row['rule_mia_gap']:.3f} of {against}.")
         else:
             noise = "within" if row["mia_gap_difference"] <= row["mia_noise"] else "beyond"
+            seeds = (f"; over {row['seeds']} seeds the 95 % intervals of the two gaps "
+                     f"([{row['rule_mia_gap_low']:.3f}, {row['rule_mia_gap_high']:.3f}] and "
+                     f"[{row['best_mia_gap_low']:.3f}, {row['best_mia_gap_high']:.3f}]) "
+                     + ("overlap: a tie the seeds cannot break" if row["rule_tied_with_best"] else "do not overlap")
+                     if not math.isnan(row["rule_mia_gap_low"]) else "")
             lines.append(f"{head} is NOT the best: α₀ = {row['best_alpha0']:.3g} brings loss-MIA within "
                          f"{row['best_mia_gap']:.3f} of {against}, the rule within {row['rule_mia_gap']:.3f} "
                          f"({row['mia_gap_difference']:.3f} worse, {noise} the attack's noise of "
-                         f"{row['mia_noise']:.3f}); test accuracy {row['rule_test_acc']:.3f} (rule) vs "
+                         f"{row['mia_noise']:.3f}{seeds}); test accuracy {row['rule_test_acc']:.3f} (rule) vs "
                          f"{row['best_test_acc']:.3f}.")
     return lines
 

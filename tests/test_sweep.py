@@ -259,10 +259,15 @@ def test_the_best_alpha_minimises_the_mean_gap_over_seeds(tmp_path):
     assert at_30["mia_gap_difference"] == pytest.approx(0.04)  # rule 0.06 − best 0.02
     assert at_30["test_acc_difference"] == pytest.approx(-0.03)  # (0.5 − 0.05) − (0.5 − 0.02)
     overall, at_10_line, at_30_line = rule_verdicts(summary)
-    assert overall == "The rule's α₀ is the best α₀ tried at 1 of 2 forget fractions; not at 30%."
+    # Two seeds whose gaps differ by 0.02 (synthetic): 95 % intervals ± 12.71 · 0.01 overlap, so a tie.
+    assert at_30["rule_mia_gap_low"] == pytest.approx(0.06 - 12.7062 * 0.01, abs=1e-4)
+    assert at_30["rule_tied_with_best"] and at_30["seeds"] == 2
+    assert overall == ("The rule's α₀ is the best α₀ tried at 1 of 2 forget fractions; not at 30% (tied with the "
+                       "best within the seeds' 95 % intervals at 30%).")
     assert "forget 10%" in at_10_line and "is the best of the 3" in at_10_line
     assert "forget 30%" in at_30_line and "is NOT the best: α₀ = 0.2" in at_30_line
-    assert "beyond the attack's noise of 0.010" in at_30_line
+    assert "beyond the attack's noise of 0.010; over 2 seeds the 95 % intervals" in at_30_line
+    assert "overlap: a tie the seeds cannot break" in at_30_line
 
 
 def test_rule_summary_refuses_a_table_of_several_sweeps(tmp_path):
