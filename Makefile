@@ -34,7 +34,7 @@ SEED_LIST := [$(subst $(space),$(comma),$(strip $(SEEDS)))]
 SEED_TAG := seeds$(subst $(space),_,$(strip $(SEEDS)))
 IMAGE_RUN = -p dataset $(DATASET) -p profile $(PROFILE) -y "seeds: $(SEED_LIST)"
 
-.PHONY: install test test-fast reproduce image-experiments figures benchmark clean
+.PHONY: install test test-fast reproduce image-experiments paper-point figures benchmark clean
 
 install: $(STAMP)
 
@@ -87,8 +87,18 @@ image-experiments: $(STAMP)
 	  $(EXECUTED)/class_removal-$(DATASET)-$(PROFILE)-$(subst $(space),_,$(FORGET_CLASSES))-$(SEED_TAG).ipynb \
 	  $(IMAGE_RUN) -y "forget_classes: [$(subst $(space),$(comma),$(FORGET_CLASSES))]"
 
+# One paper-scale data point on the CPU: full CIFAR-10, the paper's 50-epoch recipe with augmentation,
+# 15 % forgotten, seed 1, ∇τ, finetuning and SSD against the original and the retrained model. Hours per
+# training on 2 cores: every training keeps its per-epoch progress beside the checkpoint cache, so rerunning
+# this target after an interruption (e.g. the end of a session) continues where it stopped.
+paper-point: $(STAMP)
+	mkdir -p $(EXECUTED)
+	$(PAPERMILL) notebooks/subset_removal.ipynb $(EXECUTED)/subset_removal-cifar10-paper-0.15-seeds1.ipynb \
+	  -p dataset cifar10 -p profile paper -p forget_fraction 0.15 -y "seeds: [1]" \
+	  -y "methods: [nablatau, finetune, ssd]"
+
 figures: $(STAMP)
-	$(BIN)/python -m nablatau.figures --results results --figures figures --profile $(PROFILE)
+	MPLBACKEND=Agg $(BIN)/python -m nablatau.figures --results results --figures figures --profile $(PROFILE)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/unlearn_vs_retrain.py

@@ -23,18 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")  # files only; notebooks display the returned figures themselves
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .results import load_results  # noqa: E402
-from .tables import interval  # noqa: E402
-from .sweep_figures import write_sweep_figures  # noqa: E402
-from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK  # noqa: E402
+from .results import load_results
+from .sweep_figures import write_sweep_figures
+from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
+from .tables import interval
 
 #: Display names of the models, in table order.
 MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ", "finetune": "Finetune",
@@ -327,6 +324,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--figures", default="figures", help="output folder")
     parser.add_argument("--profile", default=None, help="only runs of this profile (default: all)")
     args = parser.parse_args(argv)
+    # Files only. The backend is chosen here, by the command, never at import: a notebook that imports
+    # this module keeps its inline backend and shows its figures.
+    matplotlib.use("Agg")
     written = write_figures(args.results, args.figures, args.profile)
     print(f"wrote {len(written)} entries under {args.figures}/ (index: {Path(args.figures) / 'README.md'})")
 
