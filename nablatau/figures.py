@@ -3,7 +3,7 @@
 ``python -m nablatau.figures --results results --figures figures [--profile quick]`` reads every
 ``results/<notebook>/<run-id>.json`` and writes, under ``figures/``:
 
-- per notebook and data set, one table over the runs (markdown and LaTeX; mean ± std over seeds
+- per notebook and data set, one table over the runs (markdown and LaTeX; mean ± std and a 95 % interval over seeds
   when a setting ran with several seeds);
 - per run, the plots the notebook shows (MIA and test accuracy over epochs, loss histograms);
 - across forget fractions, the loss-MIA and test accuracy of every method;
@@ -243,7 +243,7 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
         table = mean_std_table(group.sort_values(setting, kind="stable"), columns, by=[setting])
         what = "forget classes" if setting == "forget_classes" else "forget fraction"
         caption = (f"{notebook.replace('_', ' ')}: {dataset}, profile {profile}; one row per {what} and model "
-                   "(mean ± std over seeds where several ran)")
+                   "(mean ± std [95 % interval] over seeds where several ran)")
         index.add(write_table(table, out / _slug(notebook, dataset, profile, "table"), caption),
                   "results table (markdown, LaTeX)", in_group, notebook)
         if setting == "forget_fraction" and group["forget_fraction"].nunique() > 1:
