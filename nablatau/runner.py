@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,6 +397,25 @@ class RemovalRun:
     def history(self, name: str) -> pd.DataFrame:
         """The per-epoch history of model ``name`` (training epochs for original and retrain)."""
         return pd.DataFrame(self.models[name].get("history", []))
+
+
+def check_runs(runs: Mapping[int, RemovalRun], methods: Sequence[str]) -> None:
+    """Assert what every seed's results file must hold: the original, the retrained model and every method
+    of ``methods``, in order, each measured model with its table's fractions in [0, 1] and finite,
+    non-negative KL divergences. The notebooks end with it, so nbval fails on a wrong results file.
+
+    Raises:
+        AssertionError: naming the seed, the model and the metric.
+    """
+    for seed, run in runs.items():
+        assert list(run.models) == [*REFERENCE_MODELS, *methods], (seed, list(run.models))
+        for name, metrics in run.measured.items():
+            for key in run.columns:
+                value = metrics[key]
+                if key.startswith("kl_"):
+                    assert math.isfinite(value) and value >= 0, (seed, name, key, value)
+                elif key != "runtime_s":
+                    assert 0 <= value <= 1, (seed, name, key, value)
 
 
 def reference_report(runs: Mapping[int, RemovalRun]) -> str:
