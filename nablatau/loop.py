@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 from .batches import Inputs, channels_last, model_device, unpack
 from .errors import DivergenceError
@@ -146,7 +146,7 @@ class EpochLoop:
         config: the method's resolved settings; it must hold ``method``, ``epochs``, ``seed`` and
             ``train_mode``, and becomes ``result.config``.
         callback: ``callback(epoch, model)`` after every epoch (see :data:`EpochCallback`).
-        progress: show a tqdm bar over epochs.
+        progress: show progress over epochs (:mod:`nablatau.progress`: a live bar, or one line for a batch run).
         desc: the bar's label; default ``config["method"]``.
 
     Attributes:
@@ -172,7 +172,7 @@ class EpochLoop:
         self.model.train(self.train_mode)
         self.start = time.perf_counter()
         self.callback_time = 0.0  # measuring is not unlearning: kept out of wall_time_s
-        self.bar = tqdm(range(self.config["epochs"]), desc=self.desc, unit="epoch", disable=not self.progress)
+        self.bar = progress_bar(range(self.config["epochs"]), desc=self.desc, unit="epoch", enabled=self.progress)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:

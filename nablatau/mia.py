@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedShuffleSplit, cross_validate
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 from .batches import forward, model_device, unpack
 from .errors import DataError
@@ -38,7 +38,7 @@ def predict(model: nn.Module, loader: DataLoader, *, progress: bool = False,
     model.eval()
     logits, targets = [], []
     try:
-        for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        for batch in progress_bar(loader, desc=desc, unit="batch", leave=False, enabled=progress):
             inputs, batch_targets = unpack(batch, device)
             with autocast(device):
                 logits.append(forward(model, inputs).float().cpu())

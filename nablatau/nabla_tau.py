@@ -163,7 +163,7 @@ def unlearn(
             to that epoch's history row (e.g. MIA and accuracy for curves over epochs). Its time is
             kept out of ``wall_time_s`` and ``elapsed_s`` and reported as ``config["callback_s"]``.
         seed: seeds torch before the loop (dropout in train mode); loaders carry their own seeds.
-        progress: show a tqdm bar over epochs.
+        progress: show progress over epochs (:mod:`nablatau.progress`: a live bar, or one line for a batch run).
 
     Returns:
         An :class:`UnlearnResult` with the resolved settings, a history row per epoch (forget loss,
@@ -199,16 +199,17 @@ def unlearn(
     )
     if epochs == 0:
         return UnlearnResult(config=config)
-    with EpochLoop(model, config, callback=callback, progress=progress, desc="∇τ unlearning") as loop:
+    # With α₀ = 0 (fine-tuning, the reference's baseline) the forget pass and L̄_val would be computed
+    # for nothing: skip them so the baseline's runtime is honest.
+    ascends = alpha0 > 0
+    with EpochLoop(model, config, callback=callback, progress=progress,
+                   desc="∇τ" if ascends else "finetune (∇τ with α₀ = 0)") as loop:
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
         scheduler = (
             torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, lr_end_factor, total_iters=epochs)
             if lr_end_factor is not None else None
         )
         target_loss = math.nan
-        # With α₀ = 0 (fine-tuning, the reference's baseline) the forget pass and L̄_val would be computed
-        # for nothing: skip them so the baseline's runtime is honest.
-        ascends = alpha0 > 0
         retain_batches: Iterator[Any] = iter(())
         for epoch in loop.epochs():
             if ascends and refreshes_target_loss(epoch, refresh_every):
@@ -222,7 +223,8 @@ def unlearn(
                                  alpha=alpha, target_loss=target_loss, ascent=ascent)
             loop.end_epoch(epoch, alpha=alpha, lr=optimizer.param_groups[0]["lr"], target_loss=target_loss,
                            forget_loss=forget_loss,
-                           postfix=dict(alpha=alpha, forget=forget_loss, target=target_loss))
+                           postfix=dict(alpha=alpha, forget=forget_loss, target=target_loss) if ascends
+                           else dict(lr=optimizer.param_groups[0]["lr"]))
             if scheduler is not None:
                 scheduler.step()
     return loop.result

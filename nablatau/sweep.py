@@ -48,6 +48,7 @@ from .data import data_dir, load_cifar, loaders, make_splits, tensors_of
 from .errors import ConfigError, NablatauError, raise_if_any
 from .metrics import evaluate
 from .profiles import resolve_profile
+from .progress import progress_bar
 from .removal import profile_data
 from .results import results_path, save_results
 from .runner import checkpoint_key, default_device, trained_model
@@ -417,8 +418,6 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
         SweepError: some cells failed; the message lists them, the finished ones are saved, and
             a rerun retries only the failed ones.
     """
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     problems = []
     if not (_is_int(cpus_per_cell) and cpus_per_cell >= 1):
@@ -471,8 +470,8 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
             ref = task.options(name=cell.label).remote(_run_after, cpus_per_cell, cell_function, cell, data,
                                                        str(output_dir), cache_dir, *after)
             pending[ref] = cell
-        with tqdm(total=len(cells), initial=len(done), desc=f"α₀ × fraction sweep ({grid.profile})", unit="cell",
-                  disable=not progress) as bar:
+        with progress_bar(total=len(cells), initial=len(done), desc=f"α₀ × fraction sweep ({grid.profile})",
+                          unit="cell", enabled=progress) as bar:
             bar.set_postfix_str("loading the data and the original model first")
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 from .batches import channels_last, forward, model_device, unpack
 from .data import ResidentLoader, can_stay_resident
@@ -277,8 +277,8 @@ def train(
                                                          loader_generator)
     model.train()
     start = time.perf_counter() - earlier_s
-    epochs = tqdm(range(done + 1, recipe.epochs + 1), desc="train", unit="epoch", disable=not progress,
-                  initial=done, total=recipe.epochs)
+    epochs = progress_bar(range(done + 1, recipe.epochs + 1), desc="train", unit="epoch", enabled=progress,
+                          initial=done, total=recipe.epochs)
     for epoch in epochs:
         lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=device)  # a device tensor avoids a sync per batch

@@ -13,7 +13,7 @@ from typing import Any, Unpack
 import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..batches import channels_last, forward, model_device, unpack
 from ..errors import ConfigError, DivergenceError, raise_if_any
@@ -59,7 +59,7 @@ def fisher_importance(model: nn.Module, batches: Iterable[Any], loss: PerSampleL
         model: the model whose parameters are scored; only parameters with ``requires_grad`` count.
         batches: ``(inputs, targets)`` tuples or dicts with ``"labels"``, e.g. a DataLoader.
         loss: per-sample loss ``(logits, targets) -> Tensor[batch]``.
-        progress: show a tqdm bar over the batches.
+        progress: show a live bar over the batches (nothing in a batch run: :mod:`nablatau.progress`).
 
     Returns:
         ``{parameter name: float32 tensor of the parameter's shape}``; a parameter that gets no gradient
@@ -74,7 +74,7 @@ def fisher_importance(model: nn.Module, batches: Iterable[Any], loss: PerSampleL
     importance = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in parameters.items()}
     count = 0
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
-    bar = tqdm(batches, desc="Fisher importance", unit="batch", total=total, leave=False, disable=not progress)
+    bar = progress_bar(batches, desc="Fisher importance", unit="batch", total=total, leave=False, enabled=progress)
     with torch.enable_grad():
         for count, batch in enumerate(bar, start=1):
             inputs, targets = unpack(batch, device)
