@@ -56,7 +56,7 @@ test-fast: $(if $(wildcard $(STAMP)),,$(STAMP))
 
 reproduce: $(STAMP)
 	mkdir -p $(EXECUTED)
-	$(PAPERMILL) notebooks/quickstart.ipynb $(EXECUTED)/quickstart-$(PROFILE).ipynb -p PROFILE $(PROFILE)
+	$(PAPERMILL) notebooks/quickstart.ipynb $(EXECUTED)/quickstart-$(PROFILE).ipynb -p profile $(PROFILE)
 	$(MAKE) --no-print-directory image-experiments DATASET=cifar10
 	@if $(BIN)/python -c "import nablatau; nablatau.load_cifar('cifar100')" 2>$(EXECUTED)/.cifar100-error; then \
 	  $(MAKE) --no-print-directory image-experiments DATASET=cifar100; \

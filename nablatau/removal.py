@@ -37,10 +37,10 @@ from torch.utils.data import Dataset, Subset
 
 from . import __version__
 from .data import (GOEMOTIONS_TRAIN_SIZE, ImageData, TextData, TextDataset, TextSplit, UnlearningSplits,
-                   forget_size, image_dataset_size, load_cifar, load_goemotions, make_splits, random_forget_split,
-                   split_heldout, subset, text_collate)
+                   forget_size, image_dataset_size, labels_of, load_cifar, load_goemotions, make_splits,
+                   random_forget_split, split_heldout, subset, text_collate)
 from .errors import ConfigError, raise_if_any
-from .metrics import evaluate
+from .metrics import evaluate, label_prior_accuracy
 from .losses import multilabel_bce
 from .profiles import (IMAGE_METHOD_SETTINGS, IMAGE_METHODS, TEXT_METHOD_SETTINGS, TEXT_METHODS, plain_settings,
                        resolve_profile)
@@ -341,6 +341,7 @@ def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed
     measured = measuring_loaders(splits, settings["unlearn_batch_size"], device=device)
     metrics = evaluate(original, measured, attack=("train", "test"), seed=seed, sample_losses=True)
     models = {"original": {**metrics, "runtime_s": info["wall_time_s"], "history": info.get("history", []),
-                           "n_train": len(train_set), "n_test": len(splits["test"])}}
+                           "n_train": len(train_set), "n_test": len(splits["test"]),
+                           "label_prior_test_acc": label_prior_accuracy(labels_of(train_set), labels_of(splits["test"]))}}
     path = save_results(output_dir, "train_original", config=config, models=models)
     return RemovalRun.load(path, ["original"])

@@ -205,7 +205,7 @@ def test_claims_are_judged_from_the_seeds_numbers():
             models[name].update(test_acc=test_acc + 0.001 * seed, runtime_s=runtime)
     privacy, utility, cost = claims_over_seeds(runs)
     assert privacy.startswith("HELD — privacy") and utility.startswith("HELD — utility: ∇τ's test accuracy minus")
-    assert cost == "HELD — cost: ∇τ took 20%–20% of retraining's time."
+    assert cost == "HELD — cost: ∇τ took 20% of retraining's time over 3 seed(s)."
     runs[2]["nablatau"]["test_acc"] = 0.40  # one seed far below: the interval straddles the ±0.05 band
     assert claims_over_seeds(runs)[1].startswith("INCONCLUSIVE")
     for models in runs.values():
