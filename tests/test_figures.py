@@ -1,6 +1,7 @@
 """make figures: tables (mean ± std over seeds) and plots from saved results files only."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,26 +65,46 @@ def test_mean_std_over_seeds_and_runtime_relative_to_retrain(results):
 def test_write_figures_writes_tables_plots_and_an_index(results, tmp_path):
     out = tmp_path / "figures"
     written = write_figures(results, out, profile="quick")
-    names = {path.name for path in written}
-    assert {"subset_removal-cifar10-quick-table.md", "subset_removal-cifar10-quick-table.tex",
-            "subset_removal-cifar10-quick-mia_loss-vs-fraction.png",
-            "subset_removal-cifar10-quick-mia_loss-vs-fraction.pdf",
-            "subset_removal-cifar10-quick-0p03-seed0-curves.png",
-            "subset_removal-cifar10-quick-0p3-seed1-loss-histograms.pdf",
-            "class_removal-cifar10-quick-table.md", "class_removal-cifar10-quick-0-seed0-curves.png",
-            "README.md"} <= names
+    names = {path.relative_to(out).as_posix() for path in written}
+    assert {"quick/subset_removal-cifar10-quick-table.md", "quick/subset_removal-cifar10-quick-table.tex",
+            "quick/subset_removal-cifar10-quick-mia_loss-vs-fraction.png",
+            "quick/subset_removal-cifar10-quick-mia_loss-vs-fraction.pdf",
+            "quick/subset_removal-cifar10-quick-0p03-seed0-curves.png",
+            "quick/subset_removal-cifar10-quick-0p3-seed1-loss-histograms.pdf",
+            "quick/class_removal-cifar10-quick-table.md", "quick/class_removal-cifar10-quick-0-seed0-curves.png",
+            "quick/index.json", "README.md"} <= names
     assert all(path.exists() and path.stat().st_size > 0 for path in written)
-    assert not any(name.startswith("train_original") for name in names)  # a smoke run: filtered out
-    markdown = (out / "subset_removal-cifar10-quick-table.md").read_text()
+    assert not any("train_original" in name for name in names)  # a smoke run: filtered out
+    markdown = (out / "quick" / "subset_removal-cifar10-quick-table.md").read_text()
     assert "0.03 | ∇τ " in markdown and "0.600 ± 0.141" in markdown
-    assert r"\begin{tabular}" in (out / "class_removal-cifar10-quick-table.tex").read_text()
+    assert r"\begin{tabular}" in (out / "quick" / "class_removal-cifar10-quick-table.tex").read_text()
     index = (out / "README.md").read_text()
+    assert "## Profile quick" in index and "## Profile smoke" not in index
     assert "`notebooks/subset_removal.ipynb`" in index and "forget_fraction=0.03, seed=1" in index
+    # every link of the index resolves, to the figures and to the results files behind them
+    links = re.findall(r"\]\(([^)#]+)\)", index)
+    assert links and all((out / link).exists() for link in links), [link for link in links if not (out / link).exists()]
+    assert any(link.endswith(".json") and "subset_removal" in link for link in links)
+
+
+def test_a_profile_regenerated_alone_keeps_the_other_profiles_entries(results, tmp_path):
+    out = tmp_path / "figures"
+    write_figures(results, out)  # every profile: quick and smoke
+    assert (out / "smoke" / "train_original-cifar10-smoke-seed0-loss.png").exists()
+    stale = out / "quick" / "subset_removal-cifar10-quick-0p5-seed9-curves.png"
+    stale.write_bytes(b"from a run whose results are gone")
+    write_figures(results, out, profile="quick")
+    index = (out / "README.md").read_text()
+    assert "## Profile quick" in index and "## Profile smoke" in index
+    assert index.index("## Profile quick") < index.index("## Profile smoke")
+    assert (out / "smoke" / "train_original-cifar10-smoke-seed0-loss.png").exists()
+    assert not stale.exists()  # a profile's folder is rebuilt, not added to
 
 
 def test_the_command_line_writes_every_profile_by_default(results, tmp_path, capsys):
     main(["--results", str(results), "--figures", str(tmp_path / "all")])
-    assert (tmp_path / "all" / "train_original-cifar10-smoke-seed0-loss.png").exists()
+    assert (tmp_path / "all" / "smoke" / "train_original-cifar10-smoke-seed0-loss.png").exists()
+    assert (tmp_path / "all" / "quick" / "subset_removal-cifar10-quick-table.md").exists()
     assert "index:" in capsys.readouterr().out
 
 
@@ -130,5 +151,5 @@ def test_the_figures_import_and_draw_the_sweep_without_training_code(tmp_path):
         "import": "import nablatau.figures",
         "make figures": f"nablatau.figures.main(['--results', {str(results)!r}, '--figures', {str(out)!r}])"})
     assert loaded == {"import": [], "make figures": []}
-    assert (out / "alpha_split_sweep-cifar10-quick-heatmaps.png").exists()
-    assert "is the best of the 2 α₀ tried" in (out / "alpha_split_sweep-cifar10-quick-rule_vs_best.md").read_text()
+    assert (out / "quick" / "alpha_split_sweep-cifar10-quick-heatmaps.png").exists()
+    assert "is the best of the 2 α₀ tried" in (out / "quick" / "alpha_split_sweep-cifar10-quick-rule_vs_best.md").read_text()
