@@ -221,4 +221,6 @@ class EpochLoop:
             self.model.train(self.train_mode)  # a callback that evaluates may have switched modes
             self.callback_time += time.perf_counter() - callback_start
         self.result.history.append(row)
-        self.bar.set_postfix({k: f"{v:.3f}" for k, v in (values if postfix is None else postfix).items()})
+        # A value that does not apply this epoch (NaN, e.g. SCRUB's forget KL after its max steps) is not shown.
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in (values if postfix is None else postfix).items()
+                              if not (isinstance(v, float) and math.isnan(v))})

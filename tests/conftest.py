@@ -19,22 +19,67 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+#: The data sets the real-data tests and the notebooks read.
+REAL_DATA = ("cifar10", "goemotions")
+
+
+def data_root() -> Path:
+    """``$NABLATAU_DATA_DIR`` (``make test`` sets it: ``./data`` unless given; CI: ``../shared/data``), else
+    ``shared/data`` beside the repository when it exists, else ``./data`` in the repository."""
+    env = os.environ.get("NABLATAU_DATA_DIR")
+    if env:
+        return Path(env)
+    repository = Path(__file__).resolve().parents[1]
+    beside = repository.parent / "shared" / "data"
+    return beside if beside.is_dir() else repository / "data"
+
+
+def fetch_real_data(root: Path) -> list[str]:
+    """Load CIFAR-10 and GoEmotions from ``root`` with the package's loaders, which download what is missing.
+
+    Returns the loaders' error messages (each names the folder, the files expected and how to get them);
+    empty when both data sets are there.
+    """
+    from nablatau.data import load_cifar, load_goemotions
+    from nablatau.errors import NablatauError
+
+    problems = []
+    for load in (lambda: load_cifar("cifar10", root), lambda: load_goemotions(root)):
+        try:
+            load()
+        except NablatauError as error:
+            problems.append(str(error))
+    return problems
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before any test runs: when a selected test needs the real data, make sure it is there.
+
+    On a fresh machine with internet the loaders fetch it into the data root; offline without it the run
+    stops at once with one message, instead of every data test and notebook failing on its own.
+    """
+    if session.config.option.collectonly:
+        return
+    needs_data = [item for item in session.items
+                  if item.path.suffix == ".ipynb" or "real_data_dir" in getattr(item, "fixturenames", ())]
+    if not needs_data:
+        return
+    root = data_root()
+    os.environ["NABLATAU_DATA_DIR"] = str(root)  # the notebooks' kernels read the same folder
+    problems = fetch_real_data(root)
+    if problems:
+        pytest.exit(
+            f"{len(needs_data)} selected tests need the real data sets in {root.resolve()}, and they are neither "
+            "there nor downloadable:\n\n" + "\n\n".join(problems)
+            + "\n\nProvide them there (or set NABLATAU_DATA_DIR to a folder holding cifar10/ and goemotions/), "
+              "or run `make test-fast`, which needs no data.", returncode=1)
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
-    """The folder holding the real data sets (cifar10/, goemotions/).
-
-    ``$NABLATAU_DATA_DIR`` (CI sets it to ``../shared/data``), else ``shared/data`` beside the repository.
-    Missing data fails the test: these checks must not silently stop running.
-    """
-    env = os.environ.get("NABLATAU_DATA_DIR")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    missing = [name for name in ("cifar10", "goemotions") if not (root / name).is_dir()]
-    if missing:
-        pytest.fail(
-            f"Real data not found: expected {', '.join(missing)} in {root.resolve()}. "
-            "Set NABLATAU_DATA_DIR to the folder holding cifar10/ and goemotions/ (project shared/data)."
-        )
-    return root
+    """The folder holding the real data sets (cifar10/, goemotions/): :func:`data_root`, checked (and fetched)
+    before the session's first test by :func:`pytest_collection_finish`."""
+    return data_root()
 
 
 class CountingLoader:

@@ -595,3 +595,26 @@ def test_resident_loader_serves_every_sample_once_in_seeded_order():
     assert all(isinstance(v, ResidentLoader) for v in loaders(splits, 4, device="cpu").values())
     with pytest.raises(ConfigError, match="needs a TensorDataset"):
         ResidentLoader(list(range(4)), 2)
+
+
+@pytest.mark.slow  # a pytest run in a subprocess, and download attempts
+def test_a_test_run_without_the_data_stops_at_once_naming_what_to_provide(tmp_path):
+    """make test on a machine without the data and without internet: one message before any test runs."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    empty = tmp_path / "data"
+    env = {**os.environ, "NABLATAU_DATA_DIR": str(empty)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_data.py",
+                           "-k", "test_cifar10_normalized"], cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    if not list(empty.rglob("*.tsv")):  # offline (this machine, CI): nothing could be fetched
+        assert done.returncode != 0, output
+        assert "neither there nor downloadable" in output and str(empty.resolve()) in output
+        assert "data_batch_1" in output and "train.tsv" in output  # the files to provide
+        assert not re.search(r"\d+ (passed|failed)", output)  # no test ran
+    else:  # with internet the loaders fetched the data into the folder and the test ran on it
+        assert done.returncode == 0, output
