@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def plot_epoch_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Mapping
     if metric.startswith("mia"):
         ax.axhline(0.5, color="black", linewidth=0.5)
     ax.set(xlabel="epoch", ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")), title=title)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # beside the axes: hides no data
     return ax
 
 
@@ -118,12 +119,24 @@ def plot_loss_histograms(models: Mapping[str, Mapping[str, Any]],
 
 
 def plot_across_fractions(frame: pd.DataFrame, metric: str, title: str = "") -> plt.Axes:
-    """``metric`` of every model against the forget fraction (mean over seeds, bars = std)."""
-    ax = plt.subplots(figsize=(6, 4))[1]
+    """``metric`` of every method and the retrained model against the forget fraction (mean over seeds,
+    error bars = std), with the original model (the same at every fraction) as a dotted reference line."""
+    from matplotlib.ticker import PercentFormatter
+
+    ax = plt.subplots(figsize=(6.5, 4))[1]
     data = frame[frame["model"] != "original"].assign(model=lambda f: f["model"].map(display_name))
-    sns.lineplot(data=data, x="forget_fraction", y=metric, hue="model", style="model", markers=True,
-                 errorbar="sd", ax=ax)
-    ax.set(xlabel="forget fraction", ylabel=metric.replace("_", " "), title=title)
+    sns.lineplot(data=data, x="forget_fraction", y=metric, hue="model", style="model", markers=True, dashes=False,
+                 errorbar="sd", err_style="bars", ax=ax)
+    original = frame.loc[frame["model"] == "original", metric]
+    if not original.empty:
+        ax.axhline(float(original.mean()), color="gray", linestyle=":", label="Original")
+    if metric.startswith("mia"):
+        ax.axhline(0.5, color="black", linewidth=0.5)
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+    ax.set_xticks(sorted(frame["forget_fraction"].dropna().unique()))
+    ax.set(xlabel="forgotten (share of the training set)", ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")),
+           title=title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return ax
 
 
@@ -169,12 +182,43 @@ def mean_std_table(frame: pd.DataFrame, columns: Mapping[str, str], by: Sequence
     return table
 
 
+#: Unicode the tables use, as LaTeX (the .tex tables compile with plain pdflatex and booktabs).
+LATEX_SYMBOLS = {"∇τ": r"$\nabla\tau$", "±": r"$\pm$", "α₀": r"$\alpha_0$", "–": "--", "−": "$-$", "→": r"$\to$",
+                 "≥": r"$\geq$", "≤": r"$\leq$", "·": r"$\cdot$"}
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+#: Table columns shown under another title (markdown and LaTeX alike).
+SETTING_TITLES = {"forget_fraction": "forgotten", "forget_classes": "forgotten classes"}
+
+
+def latex_text(text: Any) -> str:
+    r"""``text`` as LaTeX: special characters escaped, then the tables' Unicode symbols as math.
+
+        >>> print(latex_text("∇τ: 0.512 ± 0.010 [95 % interval], forget_acc"))
+        $\nabla\tau$: 0.512 $\pm$ 0.010 [95 \% interval], forget\_acc
+    """
+    escaped = re.sub(r"[\\&%$#_{}~^]", lambda match: _LATEX_SPECIALS[match.group()], str(text))
+    for symbol, latex in LATEX_SYMBOLS.items():
+        escaped = escaped.replace(symbol, latex)
+    return escaped
+
+
+def _for_reading(table: pd.DataFrame) -> pd.DataFrame:
+    """Forget fractions as percentages and setting columns under their titles."""
+    table = table.copy()
+    if "forget_fraction" in table:
+        table["forget_fraction"] = table["forget_fraction"].map(lambda f: f"{100 * f:g} %")
+    return table.rename(columns=SETTING_TITLES)
+
+
 def write_table(table: pd.DataFrame, path: Path, caption: str) -> list[Path]:
-    """``path``.md (markdown) and ``path``.tex (LaTeX), with the caption."""
+    """``path``.md (markdown) and ``path``.tex (a LaTeX ``table`` with booktabs rules), with the caption."""
+    table = _for_reading(table)
     markdown = path.with_suffix(".md")
     markdown.write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n")
     latex = path.with_suffix(".tex")
-    latex.write_text(table.to_latex(index=False, caption=caption.replace("%", r"\%"), escape=True))
+    shown = table.map(latex_text).rename(columns=latex_text)
+    latex.write_text(shown.to_latex(index=False, caption=latex_text(caption), escape=False))
     return [markdown, latex]
 
 

@@ -76,8 +76,13 @@ def test_write_figures_writes_tables_plots_and_an_index(results, tmp_path):
     assert all(path.exists() and path.stat().st_size > 0 for path in written)
     assert not any("train_original" in name for name in names)  # a smoke run: filtered out
     markdown = (out / "quick" / "subset_removal-cifar10-quick-table.md").read_text()
-    assert "0.03 | ∇τ " in markdown and "0.600 ± 0.141" in markdown
-    assert r"\begin{tabular}" in (out / "quick" / "class_removal-cifar10-quick-table.tex").read_text()
+    assert re.search(r"\| 3 %  *\| ∇τ ", markdown) and "0.600 ± 0.141" in markdown
+    for table in (out / "quick").glob("*.tex"):
+        latex = table.read_text()
+        assert r"\begin{tabular}" in latex and latex.isascii(), table.name  # every symbol written as LaTeX
+        assert all(line.count("$") % 2 == 0 for line in latex.splitlines()), table.name
+    latex = (out / "quick" / "subset_removal-cifar10-quick-table.tex").read_text()
+    assert r"3 \% & $\nabla\tau$ & " in latex and r"0.600 $\pm$ 0.141" in latex
     index = (out / "README.md").read_text()
     assert "## Profile quick" in index and "## Profile smoke" not in index
     assert "`notebooks/subset_removal.ipynb`" in index and "forget_fraction=0.03, seed=1" in index
