@@ -30,6 +30,7 @@ sweeps the main notebooks' procedure instead.
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import os
@@ -373,10 +374,11 @@ def _start_ray(address: str, local_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     if not address:
-        ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)  # no start-up banner in executed notebooks
         return True
     try:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ConfigError(f"could not connect to the Ray cluster at address={address!r} ({_error_line(error)}); "
                           "start it (`ray start --head` on the head node), check the address "
