@@ -272,6 +272,8 @@ class _Index:
         return path
 
 
+#: An index row lists at most this many results files; more (a sweep's cells) are shown as their folder.
+MAX_LISTED_RUNS = 6
 #: Each profile folder's index, from which figures/README.md is built.
 INDEX_FILE = "index.json"
 #: The order of the profile sections in figures/README.md (others follow, sorted).
@@ -296,6 +298,9 @@ def write_index(figures_root: str | Path) -> Path:
             files = ", ".join(f"[{Path(f).name}]({f})" for f in entry["files"])
             runs = "; ".join(f"`{run['parameters']}` → [{Path(run['results']).name}]({run['results']})"
                              for run in entry["runs"])
+            folders = sorted({Path(run["results"]).parent.as_posix() for run in entry["runs"]})
+            if len(entry["runs"]) > MAX_LISTED_RUNS:  # a sweep: its cells' files, by folder
+                runs = f"{len(entry['runs'])} results files in " + ", ".join(f"[{f}/]({f})" for f in folders)
             lines.append(f"| {files} | {entry['what']} | `notebooks/{entry['notebook']}.ipynb` | {runs} |")
         lines.append("")
     path = root / "README.md"
@@ -419,7 +424,7 @@ def write_figures(results_dir: str | Path = "results", figures_dir: str | Path =
         sweep_runs = _runs(results_dir, SWEEP_NOTEBOOK, name)
         if sweep_runs:
             index.add(write_sweep_figures(results_dir, out, profile=name),
-                      "α₀ × fraction sweep: heatmaps and the rule's α₀ vs the best α₀", sweep_runs[:1], SWEEP_NOTEBOOK)
+                      "α₀ × fraction sweep: heatmaps and the rule's α₀ vs the best α₀", sweep_runs, SWEEP_NOTEBOOK)
         written += [*index.paths, index.save()]
     return [*written, write_index(root)]
 

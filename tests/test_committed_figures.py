@@ -1,0 +1,42 @@
+"""The committed figures are what `make figures` makes from the committed results files, on a fresh clone."""
+
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from nablatau.figures import INDEX_FILE, write_figures
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = sorted((ROOT / "figures").glob(f"*/{INDEX_FILE}"))
+#: Files compared byte for byte; PNG and PDF carry renderer and date metadata, so only their names are.
+TEXT_SUFFIXES = (".md", ".tex")
+
+
+def test_the_quick_profile_evidence_is_committed():
+    assert "quick" in {json.loads(path.read_text())["profile"] for path in COMMITTED}, (
+        "figures/quick/index.json is missing: run `make reproduce` (quick) and commit figures/quick and its results")
+
+
+@pytest.mark.slow  # draws every figure of the profile again
+@pytest.mark.parametrize("index_file", COMMITTED, ids=lambda path: path.parent.name)
+def test_make_figures_on_the_committed_results_rebuilds_the_committed_tables(index_file, tmp_path):
+    matplotlib.use("Agg")
+    index = json.loads(index_file.read_text())
+    profile, results = index["profile"], tmp_path / "results"
+    for entry in index["entries"]:
+        for run in entry["runs"]:
+            source = (ROOT / "figures" / run["results"]).resolve()
+            assert source.is_file(), f"figures/{profile} draws on {run['results']}, which is not in the checkout"
+            (results / source.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, results / source.parent.name / source.name)
+    write_figures(results, tmp_path / "figures", profile=profile)
+    rebuilt, committed = tmp_path / "figures" / profile, index_file.parent
+    assert sorted(p.name for p in rebuilt.iterdir()) == sorted(p.name for p in committed.iterdir())
+    for table in sorted(p for p in committed.iterdir() if p.suffix in TEXT_SUFFIXES):
+        assert (rebuilt / table.name).read_text() == table.read_text(), f"{table.name} differs from make figures'"
+    entries = json.loads((rebuilt / INDEX_FILE).read_text())["entries"]
+    without_paths = lambda rows: [{**row, "runs": [run["parameters"] for run in row["runs"]]} for row in rows]  # noqa: E731
+    assert without_paths(entries) == without_paths(index["entries"])
