@@ -48,3 +48,25 @@ def test_output_to_a_file_gets_lines_not_bars(monkeypatch):
     monkeypatch.delenv("NABLATAU_PROGRESS", raising=False)
     # pytest captures stderr, so it is not a terminal here, as in a log file
     assert progress_style() == "lines"
+
+
+@pytest.mark.parametrize("parent, style", [("papermill", "lines"), ("pytest", "lines"), ("jupyter-lab", "bars")])
+def test_a_kernel_started_by_a_batch_executor_gets_lines(monkeypatch, parent, style):
+    import subprocess
+    import time
+
+    import nablatau.progress as progress
+
+    monkeypatch.delenv("NABLATAU_PROGRESS", raising=False)
+    monkeypatch.setattr(progress, "_in_kernel", lambda: True)
+    # A stand-in parent process whose command line names the program that started the kernel.
+    stand_in = subprocess.Popen(["bash", "-c", f"exec -a {parent} sleep 30"])
+    try:
+        for _ in range(50):  # until exec has replaced bash's command line
+            if parent in open(f"/proc/{stand_in.pid}/cmdline").read():
+                break
+            time.sleep(0.02)
+        monkeypatch.setattr(progress.os, "getppid", lambda: stand_in.pid)
+        assert progress.progress_style() == style
+    finally:
+        stand_in.kill()
