@@ -68,6 +68,12 @@ def default_text_encoder() -> str:
 
 def _from_pretrained(factory: Any, name_or_path: str, what: str) -> Any:
     """Call ``factory.from_pretrained`` and turn the Hub's offline ``OSError`` into a ConfigError."""
+    from transformers.utils import logging as transformers_logging
+
+    # transformers draws its own "Loading weights" bar; in an executed notebook it is stderr noise, and
+    # loading a local encoder takes a second. nablatau.progress shows nablatau's own loops.
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
     try:
         return factory.from_pretrained(name_or_path)
     except OSError as error:
@@ -82,6 +88,9 @@ def _from_pretrained(factory: Any, name_or_path: str, what: str) -> Any:
             f"{fallback}, or download '{name_or_path}' into the Hugging Face cache while online. "
             f"(transformers said: {' '.join(str(error).split())})"
         ) from error
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _encoder_name(encoder: str | os.PathLike | None) -> str:
