@@ -169,12 +169,13 @@ def mean_std_table(frame: pd.DataFrame, columns: Mapping[str, str], by: Sequence
     grouped = frame.groupby(keys, sort=False, dropna=False)
     table = pd.DataFrame(index=grouped.size().index)
     for column in present:
-        places = 1 if column == "runtime_s" else 3
+        # p-values span orders of magnitude: two significant digits, not three decimals that read 0.000
+        number = "{:.2g}" if column.endswith("pvalue") else "{:.1f}" if column == "runtime_s" else "{:.3f}"
         cells = []
         for _, values in grouped[column]:
             mean, std, low, high = interval(values.tolist())
-            cells.append("–" if math.isnan(mean) else f"{mean:.{places}f}" if math.isnan(std) else
-                         f"{mean:.{places}f} ± {std:.{places}f} [{low:.{places}f}, {high:.{places}f}]")
+            cells.append("–" if math.isnan(mean) else number.format(mean) if math.isnan(std) else
+                         f"{number.format(mean)} ± {number.format(std)} [{number.format(low)}, {number.format(high)}]")
         table[columns[column]] = cells
     table["seeds"] = grouped.size().values
     table = table.reset_index()
