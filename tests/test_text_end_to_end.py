@@ -51,8 +51,11 @@ def test_reference_text_settings_run_on_real_batches(text_batches):
 
 
 # --- The unlearning effect ----------------------------------------------------------------------------
-# MiniLM memorises 200 comments (25 epochs, lr 1e-4; about 2.5 minutes here): measured loss-MIA 0.625 on a
-# 30 % forget set, and 0.525 after ∇τ with the reference's text settings (1 epoch by the rule).
+# MiniLM memorises 200 comments (25 epochs, lr 1e-4; about 2.5 minutes here). Measured on the 30 % forget
+# set (60 comments) against 60 test comments, in a fixed order: the loss attack's AUC 0.653 before and
+# 0.567 after ∇τ with the reference's text settings (1 epoch by the rule); forget mean loss 3.12 → 3.98.
+# The attack's accuracy is too noisy on 60 a side to test on (std 0.14 over its splits: 0.567 → 0.533
+# here, 0.633 → 0.600 with another sample order), so the test reads the AUC of the same attack.
 MEMORISED = resolve_profile("quick", "text", n_train=200, n_val=100, n_test=200)
 MEMORISED["recipe"] = MEMORISED["recipe"].replace(epochs=25)
 
@@ -67,25 +70,28 @@ def memorised_run(real_data_dir, tmp_path_factory):
     collate = text_collate(tokenizer)
     train_set, splits = text_splits(load_goemotions(real_data_dir), MEMORISED, tokenizer, forget_fraction=0.3)
     batches = loaders(splits, batch_size=MEMORISED["unlearn_batch_size"], seed=0, collate_fn=collate)
+    # Measured in a fixed order, as the runner measures: a shuffled loader's order (and with it the attack's
+    # splits) would depend on how often it was iterated before.
+    measured = loaders(splits, batch_size=MEMORISED["unlearn_batch_size"], shuffle=False, collate_fn=collate)
     original, _ = trained_model(
         lambda: TextClassifier(MEMORISED["encoder"], num_labels=28, dropout=0.5, pooling=MEMORISED["pooling"]),
         train_set, MEMORISED, key=checkpoint_key(MEMORISED, dataset="goemotions"), loss=multilabel_bce, collate_fn=collate,
         progress=False, cache=CheckpointCache(tmp_path_factory.mktemp("checkpoints")))
-    return original, batches
+    return original, batches, measured
 
 
 def test_unlearning_moves_the_text_membership_attack_toward_chance(memorised_run):
     import copy
 
-    original, batches = memorised_run
-    measure = lambda model: nablatau.evaluate(model, {k: batches[k] for k in ("forget", "test")}, task="multilabel")
+    original, batches, measured = memorised_run
+    measure = lambda model: nablatau.evaluate(model, {k: measured[k] for k in ("forget", "test")}, task="multilabel")
     before = measure(original)
-    assert before["mia_loss"] >= 0.58, before  # the premise: the forget set leaks membership
+    assert before["mia_loss_auc"] >= 0.6, before  # the premise: the forget set leaks membership
     model = copy.deepcopy(original)
     nablatau.unlearn(model, batches["forget"], batches["retain"], batches["val"], seed=0, progress=False,
                      **TEXT_METHOD_SETTINGS["nablatau"])
     after = measure(model)
-    # Margin 0.05: measured, the distance to chance shrinks by 0.10 (0.125 → 0.025); with 60 comments a
-    # side the attack's split-to-split std is ≈ 0.05, and a no-op leaves the distance unchanged.
-    assert abs(after["mia_loss"] - 0.5) <= abs(before["mia_loss"] - 0.5) - 0.05, (before, after)
+    # Margin 0.05: measured, the AUC's distance to chance shrinks by 0.086 (0.153 → 0.067); a no-op leaves it
+    # unchanged (the same model, the same fixed order).
+    assert abs(after["mia_loss_auc"] - 0.5) <= abs(before["mia_loss_auc"] - 0.5) - 0.05, (before, after)
     assert after["forget_mean_loss"] > before["forget_mean_loss"]
