@@ -71,8 +71,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         pytest.exit(
             f"{len(needs_data)} selected tests need the real data sets in {root.resolve()}, and they are neither "
             "there nor downloadable:\n\n" + "\n\n".join(problems)
-            + "\n\nProvide them there (or set NABLATAU_DATA_DIR to a folder holding cifar10/ and goemotions/), "
-              "or run `make test-fast`, which needs no data.", returncode=1)
+            + "\n\nProvide them there, or set NABLATAU_DATA_DIR to a folder holding cifar10/ and goemotions/.",
+            returncode=1)
 
 
 @pytest.fixture(scope="session")
