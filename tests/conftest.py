@@ -26,9 +26,10 @@ REAL_DATA = ("cifar10", "goemotions")
 def data_root() -> Path:
     """``$NABLATAU_DATA_DIR`` (``make test`` sets it: ``./data`` unless given; CI: ``../shared/data``), else
     ``shared/data`` beside the repository when it exists, else ``./data`` in the repository."""
-    env = os.environ.get("NABLATAU_DATA_DIR")
-    if env:
-        return Path(env)
+    from nablatau.data import ENV_VAR, data_dir
+
+    if os.environ.get(ENV_VAR):
+        return data_dir()  # the package's own lookup
     repository = Path(__file__).resolve().parents[1]
     beside = repository.parent / "shared" / "data"
     return beside if beside.is_dir() else repository / "data"
