@@ -145,7 +145,10 @@ def test_closest_over_seeds_calls_a_tie_when_the_intervals_overlap():
     assert list(table.index) == ["finetune", "nablatau"] and not table.loc["nablatau", "tied_for_closest"]
     assert "∇τ is NOT among the closest: it ranks 2 of 2" in sentence
     one_seed = {1: _seeds((0.52,) * 3, (0.60,) * 3)[1]}
-    assert "one seed" in closest_over_seeds(one_seed)[1]
+    sentence = closest_over_seeds(one_seed)[1]
+    assert "one seed" in sentence and "∇τ is the closest (one seed, so no interval says by how much)" in sentence
+    table, sentence = closest_over_seeds(_seeds(nablatau=(0.51, 0.52, 0.51), finetune=(0.70, 0.71, 0.72)))
+    assert "∇τ is the closest (no other method's interval overlaps its own)" in sentence
 
 
 def test_seed_table_reports_mean_std_and_interval_per_model():
