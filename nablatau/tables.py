@@ -217,6 +217,18 @@ def closest_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metr
     return table, f"Closest to retrain on {metric} ({how}): {listing}. {verdict}."
 
 
+#: The metrics on which the image notebooks rank the methods' distance to the retrained model: the loss
+#: attack's accuracy (the paper's privacy claim), the forget-loss distribution (KS; the retrained model's own
+#: value is 0) and test accuracy.
+CLOSEST_METRICS = ("mia_loss", "forget_ks", "test_acc")
+
+
+def closest_report(runs: Mapping[int, Mapping[str, Mapping[str, Any]]],
+                   metrics: Sequence[str] = CLOSEST_METRICS) -> str:
+    """The :func:`closest_over_seeds` sentence for each of ``metrics``, one paragraph each."""
+    return "\n\n".join(closest_over_seeds(runs, metric)[1] for metric in metrics)
+
+
 def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, max_test_gap: float = 0.05,
                       exclude: Sequence[str] = ("original",), confidence: float = CONFIDENCE) -> list[str]:
     """The paper's three claims about ∇τ, each judged from the seeds' numbers: held, did not hold, or inconclusive.

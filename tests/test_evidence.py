@@ -214,3 +214,12 @@ def test_claims_are_judged_from_the_seeds_numbers():
     for models in runs.values():
         models["nablatau"].update(test_acc=0.30, mia_loss=0.9, runtime_s=200.0)
     assert all(claim.startswith("DID NOT HOLD") for claim in claims_over_seeds(runs))
+
+
+def test_closest_report_has_one_closest_sentence_per_metric():
+    from nablatau.tables import closest_report
+
+    runs = _seeds(nablatau=(0.52, 0.50, 0.55), finetune=(0.53, 0.56, 0.50))
+    report = closest_report(runs, metrics=("mia_loss",))
+    assert report == closest_over_seeds(runs, "mia_loss")[1]
+    assert closest_report(runs, metrics=("mia_loss", "mia_loss")).split("\n\n") == [report, report]
