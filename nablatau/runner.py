@@ -290,7 +290,8 @@ def reference_problems(original: Mapping[str, Any], retrained: Mapping[str, Any]
         the retrained model's test accuracy 0.500 is 0.290 below the
     """
     problems = []
-    drop = original["test_acc"] - retrained["test_acc"]
+    # Accuracies are float32 means: an exact 5-point drop (150 against 170 right of 400) reads 0.05000001.
+    drop = round(original["test_acc"] - retrained["test_acc"], 6)
     if subset_removal and drop > MAX_RETRAIN_TEST_DROP:
         problems.append(f"the retrained model's test accuracy {retrained['test_acc']:.3f} is {drop:.3f} below the "
                         f"original's {original['test_acc']:.3f} (more than {MAX_RETRAIN_TEST_DROP}): check its "

@@ -79,6 +79,14 @@ def test_the_reference_check_flags_a_test_accuracy_drop_only_for_random_subset_r
     assert reference_problems(original, {"test_acc": 0.75, "history": []}) == []
 
 
+def test_the_reference_check_reads_an_exact_five_point_drop_as_not_more_than_five_points():
+    # Measured (text, quick, 30 %, seed 1): 170 and 150 right of 400 test comments, the first stored as the
+    # float32 mean 0.42500001192092896, was flagged as "0.050 below (more than 0.05)".
+    original = {"test_acc": 0.42500001192092896, "history": []}
+    assert reference_problems(original, {"test_acc": 0.375, "history": []}) == []
+    assert "0.051 below" in reference_problems(original, {"test_acc": 0.3745, "history": []})[0]
+
+
 def test_kl_from_reference_is_zero_for_the_same_predictions_and_matches_the_definition():
     torch.manual_seed(0)
     reference, logits = torch.randn(50, 10), torch.randn(50, 10)
