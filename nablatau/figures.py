@@ -224,10 +224,14 @@ def write_table(table: pd.DataFrame, path: Path, caption: str) -> list[Path]:
 
 
 def save_figure(figure: plt.Figure, path: Path) -> list[Path]:
-    """``path``.png and ``path``.pdf; the figure is closed."""
+    """``path``.png and ``path``.pdf; the figure is closed.
+
+    The PDF gets no creation date, so redrawing unchanged results rewrites identical files (no git noise).
+    """
     paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for target in paths:
-        figure.savefig(target, dpi=120, bbox_inches="tight")
+        figure.savefig(target, dpi=120, bbox_inches="tight",
+                       metadata={"CreationDate": None} if target.suffix == ".pdf" else None)
     plt.close(figure)
     return paths
 

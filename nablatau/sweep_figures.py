@@ -254,6 +254,8 @@ def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.Pa
     with :func:`rule_verdicts`, named ``alpha_split_sweep-<dataset>-<profile>-*``. Reads saved results
     only; no sweep saved, no file.
     """
+    from .figures import save_figure  # here, not at the top: nablatau.figures imports this module
+
     frame = load_sweep(results_dir)
     if profile is not None:
         frame = frame[frame["profile"] == profile]
@@ -263,10 +265,7 @@ def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.Pa
     for (dataset, profile), group in frame.groupby(["dataset", "profile"]):
         stem = figures_dir / f"{NOTEBOOK}-{dataset}-{profile}"
         for name, figure in (("heatmaps", plot_heatmaps(group)), ("rule_vs_best", plot_rule_vs_best(group))):
-            for suffix in (".png", ".pdf"):
-                path = stem.with_name(f"{stem.name}-{name}{suffix}")
-                figure.savefig(path, dpi=150)
-                written.append(path)
+            written += save_figure(figure, stem.with_name(f"{stem.name}-{name}"))
         summary = rule_summary(group)
         text = (f"# ∇τ: the rule's α₀ vs the best α₀ per forget fraction ({dataset}, profile {profile})\n\n"
                 f"{group['seed'].nunique()} seed(s), {len(group)} cells. Best α₀: smallest mean "
