@@ -14,7 +14,8 @@ from nablatau.errors import ConfigError
 from nablatau.metrics import compare_with_retrained, evaluate, kl_from_reference, label_prior_accuracy
 from nablatau.mia import predict
 from nablatau.runner import reference_problems
-from nablatau.tables import claims_over_seeds, closest_over_seeds, format_seed_table, interval, seed_table
+from nablatau.tables import (claims_over_seeds, closest_over_seeds, closest_report, format_seed_table, interval,
+                             seed_table)
 from nablatau.train import TrainRecipe, train, training_loader
 
 
@@ -225,8 +226,6 @@ def test_claims_are_judged_from_the_seeds_numbers():
 
 
 def test_closest_report_has_one_closest_sentence_per_metric():
-    from nablatau.tables import closest_report
-
     runs = _seeds(nablatau=(0.52, 0.50, 0.55), finetune=(0.53, 0.56, 0.50))
     report = closest_report(runs, metrics=("mia_loss",))
     assert report == closest_over_seeds(runs, "mia_loss")[1]
