@@ -253,6 +253,9 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
     mean, _, low, high = interval(differences, confidence)
     if math.isnan(low):
         low = high = mean
+    # Accuracies are float32 means: an exact 5-point gap is stored as 0.05000001. Round before comparing, as
+    # runner.reference_problems does, so that a gap on the boundary counts as within it.
+    low, high = round(low, 6), round(high, 6)
     if -max_test_gap <= low and high <= max_test_gap:
         verdict = "HELD"
     elif high < -max_test_gap or low > max_test_gap:

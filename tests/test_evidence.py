@@ -225,6 +225,18 @@ def test_claims_are_judged_from_the_seeds_numbers():
     assert all(claim.startswith("DID NOT HOLD") for claim in claims_over_seeds(runs))
 
 
+def test_utility_claim_counts_an_exact_five_point_gap_as_within_it():
+    # float32 accuracies, as metrics.accuracy stores them: 170/400 and 150/400 differ by exactly 0.05, but the
+    # stored numbers differ by 0.05000001.
+    runs = _seeds(nablatau=(0.52,), finetune=(0.53,))
+    runs[1]["retrain"].update(test_acc=0.42500001192092896, runtime_s=100.0)
+    runs[1]["nablatau"].update(test_acc=0.375, runtime_s=20.0)
+    assert runs[1]["retrain"]["test_acc"] - runs[1]["nablatau"]["test_acc"] > 0.05
+    assert claims_over_seeds(runs)[1].startswith("HELD — utility")
+    runs[1]["nablatau"]["test_acc"] = 0.3725  # 149/400: one comment further is outside
+    assert claims_over_seeds(runs)[1].startswith("DID NOT HOLD — utility")
+
+
 def test_closest_report_has_one_closest_sentence_per_metric():
     runs = _seeds(nablatau=(0.52, 0.50, 0.55), finetune=(0.53, 0.56, 0.50))
     report = closest_report(runs, metrics=("mia_loss",))
