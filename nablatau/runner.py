@@ -43,7 +43,7 @@ from .metrics import evaluate, label_prior_accuracy
 from .mia import predict
 from .losses import PerSampleLoss, cross_entropy
 from .results import load_results, results_path, save_results
-from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table
+from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table, round_accuracy
 from .train import LAST_BATCH, CheckpointCache, TrainRecipe, recipe_spec, train, training_loader
 from .nabla_tau import UnlearnResult, unlearn
 
@@ -290,8 +290,7 @@ def reference_problems(original: Mapping[str, Any], retrained: Mapping[str, Any]
         the retrained model's test accuracy 0.500 is 0.290 below the
     """
     problems = []
-    # Accuracies are float32 means: an exact 5-point drop (150 against 170 right of 400) reads 0.05000001.
-    drop = round(original["test_acc"] - retrained["test_acc"], 6)
+    drop = round_accuracy(original["test_acc"] - retrained["test_acc"])
     if subset_removal and drop > MAX_RETRAIN_TEST_DROP:
         problems.append(f"the retrained model's test accuracy {retrained['test_acc']:.3f} is {drop:.3f} below the "
                         f"original's {original['test_acc']:.3f} (more than {MAX_RETRAIN_TEST_DROP}): check its "
