@@ -36,7 +36,7 @@ import seaborn as sns
 from .results import load_results
 from .sweep_figures import write_sweep_figures
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
-from .tables import interval
+from .tables import closest_over_seeds, interval
 
 #: Display names of the models, in table order.
 MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ", "finetune": "Finetune",
@@ -97,6 +97,43 @@ def plot_epoch_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Mapping
         ax.axhline(0.5, color="black", linewidth=0.5)
     ax.set(xlabel="epoch", ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")), title=title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # beside the axes: hides no data
+    return ax
+
+
+def plot_unlearning_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Mapping[str, Any]]],
+                           methods: Sequence[str] = ("nablatau", "finetune"), title: str = "") -> plt.Figure:
+    """Loss-MIA and test accuracy after every epoch of ``methods``, side by side (see `plot_epoch_curves`).
+
+    The layout is tightened so that each panel's legend, drawn beside it, covers nothing of its neighbour.
+    """
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+    plot_epoch_curves(models, "mia_loss", methods, ax=axes[0], title="loss-MIA after every epoch")
+    plot_epoch_curves(models, "test_acc", methods, ax=axes[1], title="test accuracy after every epoch")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_gap_to_retrain(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metric: str = "mia_loss",
+                        title: str = "") -> plt.Axes:
+    """Each method's gap |``metric`` − the retrained model's| (mean over seeds, 95 % interval as error bars),
+    closest first, coloured by whether the seeds tie it with the closest (:func:`nablatau.tables.closest_over_seeds`)."""
+    gaps, _ = closest_over_seeds(runs, metric)
+    frame = gaps.reset_index().assign(
+        model=lambda f: f["model"].map(display_name),
+        verdict=lambda f: np.where(f["tied_for_closest"], "tied with the closest", "farther"))
+    ax = plt.subplots(figsize=(6.5, 0.45 * len(frame) + 1.2))[1]
+    sns.barplot(data=frame, y="model", x="gap", hue="verdict", dodge=False, ax=ax,
+                palette={"tied with the closest": "tab:blue", "farther": "tab:gray"})
+    if frame["std"].notna().all():
+        ax.errorbar(frame["gap"], range(len(frame)), xerr=[frame["gap"] - frame["low"], frame["high"] - frame["gap"]],
+                    fmt="none", color="black", capsize=3)
+    seeds = int(gaps["seeds"].min())
+    label = METRIC_LABELS.get(metric, metric.replace("_", " "))
+    ax.set(ylabel="", title=title, xlabel=f"|{label} − retrained model's| (mean over {seeds} seed{'s' * (seeds > 1)}"
+                                          f"{', 95 % interval' if seeds > 1 else ''})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return ax
 
 
@@ -346,11 +383,7 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
         name = _slug(notebook, config["dataset"], config["profile"], config.get("forget_fraction"),
                      _classes(config.get("forget_classes")), f"seed{config['seed']}")
         title = _parameters(config)
-        figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-        plot_epoch_curves(models, "mia_loss", ax=axes[0], title="loss-MIA after every epoch")
-        plot_epoch_curves(models, "test_acc", ax=axes[1], title="test accuracy after every epoch")
-        figure.suptitle(f"{notebook.replace('_', ' ')}: {title}")
-        figure.tight_layout()
+        figure = plot_unlearning_curves(models, title=f"{notebook.replace('_', ' ')}: {title}")
         index.add(save_figure(figure, out / f"{name}-curves"),
                   "loss-MIA and test accuracy after every epoch, ∇τ vs finetuning (retrain dashed)", [run], notebook)
         nonmembers = "test_forget_class" if config.get("forget_classes") else "test"

@@ -244,7 +244,8 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
     """The paper's three claims about ∇τ, each judged from the seeds' numbers: held, did not hold, or inconclusive.
 
     1. Privacy: ∇τ is among the methods closest to the retrained model's loss-MIA
-       (:func:`closest_over_seeds`; ties by overlapping intervals).
+       (:func:`closest_over_seeds`; ties by overlapping intervals). Inconclusive when the seeds' intervals
+       tie every method with the closest, so that they separate none.
     2. Utility: ∇τ's test accuracy is within ``max_test_gap`` of the retrained model's. Held when the
        whole interval of the per-seed difference lies within ± ``max_test_gap``; did not hold when it lies
        entirely outside; inconclusive otherwise (and with one seed, judged on the value itself).
@@ -257,8 +258,16 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
         return ["∇τ or the retrained model is missing from a seed's run: no claim can be judged."]
     claims = []
     table, sentence = closest_over_seeds(runs, "mia_loss", exclude=exclude, confidence=confidence)
-    held = bool(table.loc["nablatau", "tied_for_closest"])
-    claims.append(("HELD" if held else "DID NOT HOLD") + " — privacy: " + sentence)
+    if not table.loc["nablatau", "tied_for_closest"]:
+        verdict = "DID NOT HOLD"
+    elif len(table) > 1 and table["seeds"].min() >= 2 and table["tied_for_closest"].all():
+        # Every method's interval overlaps the closest's: "∇τ is among the closest" is then true of all of
+        # them and says nothing.
+        verdict = "INCONCLUSIVE"
+        sentence += " The seeds separate no method from the closest."
+    else:
+        verdict = "HELD"
+    claims.append(f"{verdict} — privacy: {sentence}")
     differences = [models["nablatau"]["test_acc"] - models["retrain"]["test_acc"] for models in runs.values()]
     mean, _, low, high = interval(differences, confidence)
     if math.isnan(low):

@@ -216,6 +216,11 @@ def test_claims_are_judged_from_the_seeds_numbers():
         for name, test_acc, runtime in (("retrain", 0.55, 100.0), ("nablatau", 0.54, 20.0), ("finetune", 0.55, 30.0)):
             models[name].update(test_acc=test_acc + 0.001 * seed, runtime_s=runtime)
     privacy, utility, cost = claims_over_seeds(runs)
+    # ∇τ and finetuning are tied, and nothing else is compared: the seeds separate no method from the closest.
+    assert privacy.startswith("INCONCLUSIVE — privacy") and "separate no method" in privacy
+    for seed, models in runs.items():
+        models["ssd"] = {"mia_loss": 0.80 - 0.01 * seed}  # far from the retrained model in every seed
+    privacy, utility, cost = claims_over_seeds(runs)
     assert privacy.startswith("HELD — privacy") and utility.startswith("HELD — utility: ∇τ's test accuracy minus")
     assert cost == "HELD — cost: ∇τ took 20% of retraining's time over 3 seed(s)."
     runs[2]["nablatau"]["test_acc"] = 0.40  # one seed far below: the interval straddles the ±0.05 band
