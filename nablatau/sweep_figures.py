@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +124,7 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
         rule_gap, rule_acc = (ruled["mia_gap"].iloc[0], ruled["test_acc"].iloc[0]) if len(ruled) else (np.nan, np.nan)
         rule_low, rule_high = gap_intervals[(fraction, ruled.index[0])] if len(ruled) else (np.nan, np.nan)
         best_low, best_high = gap_intervals[(fraction, best)]
+        lows = [gap_intervals[(fraction, alpha0)][0] for alpha0 in group.index]
         references = set(frame.loc[frame["fraction"] == fraction, "mia_reference"])
         rows.append({"fraction": fraction, "rule_alpha0": rule, "best_alpha0": best,
                      "rule_is_best": bool(math.isclose(best, rule, rel_tol=1e-6)),
@@ -136,14 +137,37 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
                      "rule_test_acc": rule_acc, "best_test_acc": group.loc[best, "test_acc"],
                      "test_acc_difference": rule_acc - group.loc[best, "test_acc"],
                      "mia_noise": group["mia_loss_std"].mean(), "alphas_tried": len(group),
+                     # How many α₀ tried (the best included) the seeds cannot tell from the best.
+                     "alphas_tied_with_best": (sum(bool(low <= best_high) for low in lows)
+                                               if not math.isnan(best_high) else 1),
                      "seeds": int(frame.loc[frame["fraction"] == fraction, "seed"].nunique()),
                      "mia_reference": references.pop() if len(references) == 1 else "mixed"})
     return pd.DataFrame(rows).set_index("fraction")
 
 
+def rule_verdict(row: Mapping[str, Any]) -> str:
+    """Whether the rule held at one fraction (a row of :func:`rule_summary`): ``"HELD"``, ``"INCONCLUSIVE"`` or
+    ``"DID NOT HOLD"``.
+
+    Held: the rule's α₀ is the best tried, or the seeds' intervals tie it with the best. Inconclusive: the
+    seeds tie every α₀ tried with the best (then "the rule's α₀ works" is true of any α₀ and says nothing),
+    or, with one seed, the rule misses the best by less than the attack's own noise. Did not hold otherwise.
+    """
+    if math.isnan(row["rule_mia_gap"]):
+        return "INCONCLUSIVE"
+    if row["seeds"] >= 2 and row["alphas_tried"] > 1 and row["alphas_tied_with_best"] == row["alphas_tried"]:
+        return "INCONCLUSIVE"
+    if row["rule_is_best"] or row["rule_tied_with_best"]:
+        return "HELD"
+    if row["seeds"] < 2 and row["mia_gap_difference"] <= row["mia_noise"]:
+        return "INCONCLUSIVE"
+    return "DID NOT HOLD"
+
+
 def rule_verdicts(summary: pd.DataFrame) -> list[str]:
-    """Plain sentences from :func:`rule_summary`: an overall count, then per fraction whether the rule's α₀
-    is the best one tried and, where it is not, by how much (against the attack's own noise)."""
+    """Plain sentences from :func:`rule_summary`: an overall count, then per fraction the verdict
+    (:func:`rule_verdict`), whether the rule's α₀ is the best one tried and, where it is not, by how much
+    (against the attack's own noise and the seeds' intervals)."""
     misses = [f"{fraction:.0%}" for fraction, row in summary.iterrows() if not row["rule_is_best"]]
     ties = [f"{fraction:.0%}" for fraction, row in summary.iterrows()
             if not row["rule_is_best"] and row.get("rule_tied_with_best", False)]
@@ -153,7 +177,9 @@ def rule_verdicts(summary: pd.DataFrame) -> list[str]:
     for fraction, row in summary.iterrows():
         against = {"retrain": "the retrained model's", "chance": "chance (0.5)"}.get(
             row["mia_reference"], "the reference (the retrained model's where it exists, else chance)")
-        head = f"forget {fraction:.0%}: the rule's α₀ = {row['rule_alpha0']:.3g}"
+        head = f"{rule_verdict(row)} — forget {fraction:.0%}: the rule's α₀ = {row['rule_alpha0']:.3g}"
+        if row["seeds"] >= 2 and row["alphas_tried"] > 1 and row["alphas_tied_with_best"] == row["alphas_tried"]:
+            head += f" (the seeds' 95 % intervals tie all {row['alphas_tried']} α₀ tried with the best)"
         if math.isnan(row["rule_mia_gap"]):
             lines.append(f"{head} has no result yet; rerun the sweep.")
         elif row["rule_is_best"]:

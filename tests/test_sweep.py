@@ -17,7 +17,7 @@ import pytest
 from nablatau.errors import ConfigError
 from nablatau.results import results_path, run_id, save_results
 from nablatau.sweep import Cell, SweepError, run_cell, run_sweep, sweep_grid
-from nablatau.sweep_figures import load_sweep, rule_summary, rule_verdicts, write_sweep_figures
+from nablatau.sweep_figures import load_sweep, rule_summary, rule_verdict, rule_verdicts, write_sweep_figures
 from nablatau.sweep_rule import NOTEBOOK, rule_alpha0
 
 ACCURACIES = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy")
@@ -264,10 +264,26 @@ def test_the_best_alpha_minimises_the_mean_gap_over_seeds(tmp_path):
     assert at_30["rule_tied_with_best"] and at_30["seeds"] == 2
     assert overall == ("The rule's α₀ is the best α₀ tried at 1 of 2 forget fractions; not at 30% (tied with the "
                        "best within the seeds' 95 % intervals at 30%).")
-    assert "forget 10%" in at_10_line and "is the best of the 3" in at_10_line
-    assert "forget 30%" in at_30_line and "is NOT the best: α₀ = 0.2" in at_30_line
+    assert at_10_line.startswith("HELD — forget 10%") and "is the best of the 3" in at_10_line
+    # Both α₀ run at 30 % with two seeds have overlapping intervals: the seeds separate none from the best.
+    assert at_30["alphas_tied_with_best"] == at_30["alphas_tried"] == 2
+    assert at_30_line.startswith("INCONCLUSIVE — forget 30%") and "tie all 2 α₀ tried" in at_30_line
+    assert "is NOT the best: α₀ = 0.2" in at_30_line
     assert "beyond the attack's noise of 0.010; over 2 seeds the 95 % intervals" in at_30_line
     assert "overlap: a tie the seeds cannot break" in at_30_line
+
+
+def test_rule_verdict_holds_fails_or_stays_open_by_the_seeds_intervals():
+    row = {"rule_mia_gap": 0.05, "rule_is_best": False, "rule_tied_with_best": False, "seeds": 3,
+           "alphas_tried": 4, "alphas_tied_with_best": 2, "mia_gap_difference": 0.04, "mia_noise": 0.02}
+    assert rule_verdict(row) == "DID NOT HOLD"  # another α₀ is better and the intervals separate them
+    assert rule_verdict({**row, "rule_tied_with_best": True}) == "HELD"
+    assert rule_verdict({**row, "rule_is_best": True, "alphas_tied_with_best": 4}) == "INCONCLUSIVE"
+    one_seed = {**row, "seeds": 1, "alphas_tied_with_best": 1}
+    assert rule_verdict(one_seed) == "DID NOT HOLD"  # 0.04 worse, beyond the attack's noise of 0.02
+    assert rule_verdict({**one_seed, "mia_gap_difference": 0.01}) == "INCONCLUSIVE"
+    assert rule_verdict({**one_seed, "rule_is_best": True}) == "HELD"
+    assert rule_verdict({**row, "rule_mia_gap": float("nan")}) == "INCONCLUSIVE"
 
 
 def test_rule_summary_refuses_a_table_of_several_sweeps(tmp_path):
