@@ -158,3 +158,24 @@ def test_the_figures_import_and_draw_the_sweep_without_training_code(tmp_path):
     assert loaded == {"import": [], "make figures": []}
     assert (out / "quick" / "alpha_split_sweep-cifar10-quick-heatmaps.png").exists()
     assert "is the best of the 2 α₀ tried" in (out / "quick" / "alpha_split_sweep-cifar10-quick-rule_vs_best.md").read_text()
+
+
+def test_gap_to_retrain_bars_are_ranked_and_coloured_by_the_seeds_tie():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_hex
+
+    from nablatau.figures import plot_gap_to_retrain
+
+    runs = {seed: {"original": {"mia_loss": 0.80}, "retrain": {"mia_loss": 0.50},
+                   "nablatau": {"mia_loss": 0.52 + 0.01 * seed}, "finetune": {"mia_loss": 0.53 + 0.01 * seed},
+                   "ssd": {"mia_loss": 0.78 - 0.01 * seed}} for seed in (1, 2, 3)}
+    ax = plot_gap_to_retrain(runs)
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["∇τ", "Finetune", "SSD"]  # closest first
+    bars = sorted(ax.patches[:3], key=lambda bar: bar.get_y())
+    assert [round(bar.get_width(), 3) for bar in bars] == [0.04, 0.05, 0.26]  # mean gaps over the seeds
+    colours = [to_hex(bar.get_facecolor()) for bar in bars]
+    assert colours[0] == colours[1] != colours[2]  # ∇τ and finetune tied; SSD's interval lies beyond
+    assert "3 seeds, 95 % interval" in ax.get_xlabel()
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["tied with the closest", "farther"]
