@@ -251,12 +251,20 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
        entirely outside; inconclusive otherwise (and with one seed, judged on the value itself).
     3. Cost: ∇τ takes less time than retraining in every seed.
 
+    Where a seed's retrained model failed its soundness check (``reference_problems`` in its results,
+    :func:`nablatau.runner.reference_problems`), privacy and utility, which compare with it, are
+    ``NOT JUDGED``: their numbers are shown, but they are not evidence either way. Cost still is: the
+    retraining took that time whatever it produced.
+
     ``exclude`` names the models left out of the privacy ranking (default the original); the quickstart,
     whose only method is ∇τ, passes ``()`` so that ∇τ is ranked against the original it started from.
     """
     if not runs or any("nablatau" not in models or "retrain" not in models for models in runs.values()):
         return ["∇τ or the retrained model is missing from a seed's run: no claim can be judged."]
     claims = []
+    unsound = [seed for seed, models in runs.items() if models["retrain"].get("reference_problems")]
+    withheld = (f"NOT JUDGED (the retrained model of seed{'s' * (len(unsound) > 1)} "
+                f"{', '.join(map(str, unsound))} failed its soundness check: not evidence either way)")
     table, sentence = closest_over_seeds(runs, "mia_loss", exclude=exclude, confidence=confidence)
     if not table.loc["nablatau", "tied_for_closest"]:
         verdict = "DID NOT HOLD"
@@ -267,7 +275,7 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
         sentence += " The seeds separate no method from the closest."
     else:
         verdict = "HELD"
-    claims.append(f"{verdict} — privacy: {sentence}")
+    claims.append(f"{withheld if unsound else verdict} — privacy: {sentence}")
     differences = [models["nablatau"]["test_acc"] - models["retrain"]["test_acc"] for models in runs.values()]
     mean, _, low, high = interval(differences, confidence)
     if math.isnan(low):
@@ -280,7 +288,8 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
     else:
         verdict = "INCONCLUSIVE"
     spread = f" [{low:+.3f}, {high:+.3f}]" if len(differences) > 1 else ""
-    claims.append(f"{verdict} — utility: ∇τ's test accuracy minus the retrained model's is {mean:+.3f}{spread} over "
+    claims.append(f"{withheld if unsound else verdict} — utility: ∇τ's test accuracy minus the retrained model's is "
+                  f"{mean:+.3f}{spread} over "
                   f"{len(differences)} seed(s); the claim is that it stays within ±{max_test_gap}.")
     ratios = [models["nablatau"]["runtime_s"] / models["retrain"]["runtime_s"] for models in runs.values()]
     verdict = "HELD" if max(ratios) < 1 else "DID NOT HOLD"

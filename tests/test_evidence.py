@@ -230,6 +230,21 @@ def test_claims_are_judged_from_the_seeds_numbers():
     assert all(claim.startswith("DID NOT HOLD") for claim in claims_over_seeds(runs))
 
 
+def test_claims_against_an_unsound_retrained_model_are_not_judged():
+    runs = _seeds(nablatau=(0.51, 0.52, 0.51), finetune=(0.70, 0.71, 0.72))
+    for models in runs.values():
+        models["retrain"].update(test_acc=0.50, runtime_s=100.0)
+        models["nablatau"].update(test_acc=0.51, runtime_s=20.0)
+    assert [claim.split(" — ")[0] for claim in claims_over_seeds(runs)] == ["HELD", "HELD", "HELD"]
+    runs[2]["retrain"]["reference_problems"] = ["the retrained model's test accuracy 0.40 is 0.15 below the original's"]
+    privacy, utility, cost = claims_over_seeds(runs)
+    withheld = "NOT JUDGED (the retrained model of seed 2 failed its soundness check: not evidence either way)"
+    assert privacy.startswith(withheld + " — privacy: Closest to retrain") and utility.startswith(withheld + " — utility")
+    assert cost.startswith("HELD — cost")  # the retraining took that time whatever it produced
+    runs[3]["retrain"]["reference_problems"] = ["its final training loss is far above the original's"]
+    assert claims_over_seeds(runs)[0].startswith("NOT JUDGED (the retrained model of seeds 2, 3 failed")
+
+
 def test_utility_claim_counts_an_exact_five_point_gap_as_within_it():
     # float32 accuracies, as metrics.accuracy stores them: 170/400 and 150/400 differ by exactly 0.05, but the
     # stored numbers differ by 0.05000001.
