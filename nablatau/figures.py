@@ -43,6 +43,9 @@ MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ"
                "scrub": "SCRUB", "ssd": "SSD", "amnesiac": "Amnesiac", "neggrad_plus": "NegGrad+",
                "bad_teacher": "Bad Teacher"}
 
+#: Display names of the data sets where they differ from the identifiers.
+DATASET_NAMES = {"goemotions": "GoEmotions", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
 #: Metrics of the image tables and their column titles.
 RETRAIN_COLUMNS = {"mia_loss_auc": "loss-MIA AUC", "forget_ks": "KS vs retrain (forget losses)",
                    "forget_ks_pvalue": "KS p-value", "kl_forget": "KL from retrain, forget",
@@ -359,6 +362,36 @@ def _slug(*parts: Any) -> str:
     return "-".join(str(p).replace(",", "_").replace(".", "p") for p in parts if p is not None)
 
 
+def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, index: _Index, *,
+                        curves: bool) -> None:
+    """Per setting (data set, profile, forget fraction or classes), the figures the notebook shows over its
+    seeds: the closest-to-retrain bars and, where methods record them, the curves with ± std bands."""
+    settings: dict[tuple, list[dict[str, Any]]] = {}
+    for run in runs:
+        config = run["config"]
+        key = (config.get("dataset", "goemotions"), config["profile"], config.get("forget_fraction"),
+               _classes(config.get("forget_classes")))  # text runs have one data set and do not name it
+        settings.setdefault(key, []).append(run)
+    for (dataset, profile, fraction, classes), group in settings.items():
+        group = sorted(group, key=lambda run: run["config"]["seed"])
+        seeds = [run["config"]["seed"] for run in group]
+        models = {seed: {name: m for name, m in run["models"].items() if "error" not in m}
+                  for seed, run in zip(seeds, group)}
+        if len(set(seeds)) < len(seeds) or any("retrain" not in m for m in models.values()):
+            continue  # a repeated seed (two runs of one setting) or a run without its reference: no ranking
+        name = _slug(notebook, dataset, profile, fraction, classes, "seeds" + "_".join(map(str, seeds)))
+        what = f"forget {fraction:.0%}" if fraction is not None else f"classes {classes} forgotten"
+        title = f"{DATASET_NAMES.get(dataset, dataset)}, {what}, profile {profile}"
+        index.add(save_figure(plot_gap_to_retrain(models, "mia_loss", title=title).figure, out / f"{name}-gap"),
+                  "|loss-MIA − retrained model's| per method over the seeds (95 % interval; tied with the closest "
+                  "in blue)", group, notebook)
+        if curves:
+            figure = plot_unlearning_curves(list(models.values()), title=f"{title}, seeds {seeds} (mean ± std)")
+            index.add(save_figure(figure, out / f"{name}-curves"),
+                      "loss-MIA and test accuracy after every epoch over the seeds, ∇τ vs finetuning (mean ± std)",
+                      group, notebook)
+
+
 def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping[str, str], out: Path,
                      index: _Index) -> None:
     frame = long_frame(runs)
@@ -378,6 +411,7 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
                 ax = plot_across_fractions(group, metric, title=f"{dataset}, profile {profile}")
                 index.add(save_figure(ax.figure, out / _slug(notebook, dataset, profile, metric, "vs-fraction")),
                           f"{metric} of every method against the forget fraction", in_group, notebook)
+    _over_seeds_figures(runs, notebook, out, index, curves=True)
     for run in runs:
         config, models = run["config"], run["models"]
         name = _slug(notebook, config["dataset"], config["profile"], config.get("forget_fraction"),
@@ -405,6 +439,7 @@ def _text_figures(runs: list[dict[str, Any]], out: Path, index: _Index) -> None:
         caption = f"text removal: GoEmotions, profile {profile}; one row per forget fraction and model"
         index.add(write_table(table, out / _slug("text_removal", "goemotions", profile, "table"), caption),
                   "results table (markdown, LaTeX)", in_group, "text_removal")
+    _over_seeds_figures(runs, "text_removal", out, index, curves=False)
 
 
 def _training_figures(runs: list[dict[str, Any]], out: Path, index: _Index) -> None:

@@ -72,7 +72,11 @@ def test_write_figures_writes_tables_plots_and_an_index(results, tmp_path):
             "quick/subset_removal-cifar10-quick-0p03-seed0-curves.png",
             "quick/subset_removal-cifar10-quick-0p3-seed1-loss-histograms.pdf",
             "quick/class_removal-cifar10-quick-table.md", "quick/class_removal-cifar10-quick-0-seed0-curves.png",
-            "quick/index.json", "README.md"} <= names
+            "quick/index.json", "README.md",
+            # what the notebooks show over their seeds: the closest-to-retrain bars and the curves with bands
+            "quick/subset_removal-cifar10-quick-0p03-seeds0_1-gap.png",
+            "quick/subset_removal-cifar10-quick-0p3-seeds0_1-curves.pdf",
+            "quick/class_removal-cifar10-quick-0-seeds0-gap.png"} <= names
     assert all(path.exists() and path.stat().st_size > 0 for path in written)
     assert not any("train_original" in name for name in names)  # a smoke run: filtered out
     markdown = (out / "quick" / "subset_removal-cifar10-quick-table.md").read_text()
