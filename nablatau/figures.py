@@ -346,7 +346,8 @@ def write_index(figures_root: str | Path) -> Path:
             folders = sorted({Path(run["results"]).parent.as_posix() for run in entry["runs"]})
             if len(entry["runs"]) > MAX_LISTED_RUNS:  # a sweep: its cells' files, by folder
                 runs = f"{len(entry['runs'])} results files in " + ", ".join(f"[{f}/]({f})" for f in folders)
-            lines.append(f"| {files} | {entry['what']} | `notebooks/{entry['notebook']}.ipynb` | {runs} |")
+            what = entry["what"].replace("|", r"\|")  # a bar inside a cell would end it
+            lines.append(f"| {files} | {what} | `notebooks/{entry['notebook']}.ipynb` | {runs} |")
         lines.append("")
     path = root / "README.md"
     path.write_text("\n".join(lines))
@@ -383,8 +384,8 @@ def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, in
         what = f"forget {fraction:.0%}" if fraction is not None else f"classes {classes} forgotten"
         title = f"{DATASET_NAMES.get(dataset, dataset)}, {what}, profile {profile}"
         index.add(save_figure(plot_gap_to_retrain(models, "mia_loss", title=title).figure, out / f"{name}-gap"),
-                  "|loss-MIA − retrained model's| per method over the seeds (95 % interval; tied with the closest "
-                  "in blue)", group, notebook)
+                  "distance of each method's loss-MIA from the retrained model's, over the seeds (95 % interval; "
+                  "tied with the closest in blue)", group, notebook)
         if curves:
             figure = plot_unlearning_curves(list(models.values()), title=f"{title}, seeds {seeds} (mean ± std)")
             index.add(save_figure(figure, out / f"{name}-curves"),

@@ -89,6 +89,8 @@ def test_write_figures_writes_tables_plots_and_an_index(results, tmp_path):
     assert r"3 \% & $\nabla\tau$ & " in latex and r"0.600 $\pm$ 0.141" in latex
     index = (out / "README.md").read_text()
     assert "## Profile quick" in index and "## Profile smoke" not in index
+    rows = [line for line in index.splitlines() if line.startswith("| [")]
+    assert rows and len({line.count(" | ") for line in rows}) == 1, "a description breaks the index's table"
     assert "`notebooks/subset_removal.ipynb`" in index and "forget_fraction=0.03, seed=1" in index
     # every link of the index resolves, to the figures and to the results files behind them
     links = re.findall(r"\]\(([^)#]+)\)", index)
