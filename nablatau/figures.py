@@ -383,10 +383,12 @@ def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, in
         name = _slug(notebook, dataset, profile, fraction, classes, "seeds" + "_".join(map(str, seeds)))
         what = f"forget {fraction:.0%}" if fraction is not None else f"classes {classes} forgotten"
         title = f"{DATASET_NAMES.get(dataset, dataset)}, {what}, profile {profile}"
-        index.add(save_figure(plot_gap_to_retrain(models, "mia_loss", title=title).figure, out / f"{name}-gap"),
-                  "distance of each method's loss-MIA from the retrained model's, over the seeds (95 % interval; "
-                  "tied with the closest in blue)", group, notebook)
-        if curves:
+        methods = {method for m in models.values() for method in m} - {"original", "retrain"}
+        if len(methods) > 1:  # the quickstart runs ∇τ alone: nothing to rank
+            index.add(save_figure(plot_gap_to_retrain(models, "mia_loss", title=title).figure, out / f"{name}-gap"),
+                      "distance of each method's loss-MIA from the retrained model's, over the seeds (95 % "
+                      "interval; tied with the closest in blue)", group, notebook)
+        if curves and len(seeds) > 1:  # one seed: the per-run curves below are the same figure
             figure = plot_unlearning_curves(list(models.values()), title=f"{title}, seeds {seeds} (mean ± std)")
             index.add(save_figure(figure, out / f"{name}-curves"),
                       "loss-MIA and test accuracy after every epoch over the seeds, ∇τ vs finetuning (mean ± std)",
@@ -491,7 +493,8 @@ def write_figures(results_dir: str | Path = "results", figures_dir: str | Path =
                     old.unlink()
         out.mkdir(parents=True, exist_ok=True)
         index = _Index(root, name)
-        for notebook, columns in (("subset_removal", IMAGE_COLUMNS), ("class_removal", CLASS_COLUMNS)):
+        for notebook, columns in (("subset_removal", IMAGE_COLUMNS), ("class_removal", CLASS_COLUMNS),
+                                  ("quickstart", IMAGE_COLUMNS)):
             _removal_figures(_runs(results_dir, notebook, name), notebook, columns, out, index)
         _text_figures(_runs(results_dir, "text_removal", name), out, index)
         _training_figures(_runs(results_dir, "train_original", name), out, index)
