@@ -262,7 +262,7 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
     if not runs or any("nablatau" not in models or "retrain" not in models for models in runs.values()):
         return ["∇τ or the retrained model is missing from a seed's run: no claim can be judged."]
     claims = []
-    unsound = [seed for seed, models in runs.items() if models["retrain"].get("reference_problems")]
+    unsound = sorted(seed for seed, models in runs.items() if models["retrain"].get("reference_problems"))
     withheld = (f"NOT JUDGED (the retrained model of seed{'s' * (len(unsound) > 1)} "
                 f"{', '.join(map(str, unsound))} failed its soundness check: not evidence either way)")
     table, sentence = closest_over_seeds(runs, "mia_loss", exclude=exclude, confidence=confidence)
