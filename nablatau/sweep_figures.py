@@ -145,6 +145,11 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("fraction")
 
 
+def _every_alpha_tied(row: Mapping[str, Any]) -> bool:
+    """The seeds' intervals tie every α₀ tried at this fraction with the best (several seeds, several α₀)."""
+    return row["seeds"] >= 2 and row["alphas_tried"] > 1 and row["alphas_tied_with_best"] == row["alphas_tried"]
+
+
 def rule_verdict(row: Mapping[str, Any]) -> str:
     """Whether the rule held at one fraction (a row of :func:`rule_summary`): ``"HELD"``, ``"INCONCLUSIVE"`` or
     ``"DID NOT HOLD"``.
@@ -155,7 +160,7 @@ def rule_verdict(row: Mapping[str, Any]) -> str:
     """
     if math.isnan(row["rule_mia_gap"]):
         return "INCONCLUSIVE"
-    if row["seeds"] >= 2 and row["alphas_tried"] > 1 and row["alphas_tied_with_best"] == row["alphas_tried"]:
+    if _every_alpha_tied(row):
         return "INCONCLUSIVE"
     if row["rule_is_best"] or row["rule_tied_with_best"]:
         return "HELD"
@@ -178,7 +183,7 @@ def rule_verdicts(summary: pd.DataFrame) -> list[str]:
         against = {"retrain": "the retrained model's", "chance": "chance (0.5)"}.get(
             row["mia_reference"], "the reference (the retrained model's where it exists, else chance)")
         head = f"{rule_verdict(row)} — forget {fraction:.0%}: the rule's α₀ = {row['rule_alpha0']:.3g}"
-        if row["seeds"] >= 2 and row["alphas_tried"] > 1 and row["alphas_tied_with_best"] == row["alphas_tried"]:
+        if _every_alpha_tied(row):
             head += f" (the seeds' 95 % intervals tie all {row['alphas_tried']} α₀ tried with the best)"
         if math.isnan(row["rule_mia_gap"]):
             lines.append(f"{head} has no result yet; rerun the sweep.")
