@@ -40,3 +40,22 @@ def test_make_figures_on_the_committed_results_rebuilds_the_committed_tables(ind
     entries = json.loads((rebuilt / INDEX_FILE).read_text())["entries"]
     without_paths = lambda rows: [{**row, "runs": [run["parameters"] for run in row["runs"]]} for row in rows]  # noqa: E731
     assert without_paths(entries) == without_paths(index["entries"])
+
+
+COMMITTED_LATEX = sorted((ROOT / "figures").glob("*/*.tex"))
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed: nothing to compile with")
+@pytest.mark.parametrize("table", COMMITTED_LATEX, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_the_committed_latex_tables_compile(table, tmp_path):
+    """Each .tex table compiles in a bare article with booktabs, as a paper would \\input it."""
+    import subprocess
+
+    document = tmp_path / "document.tex"
+    document.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+                        f"\\input{{{table.as_posix()}}}\n\\end{{document}}\n")
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    errors = [line for line in run.stdout.splitlines() if line.startswith("!")]
+    assert run.returncode == 0, f"{table.name} does not compile: {errors or run.stdout[-2000:]}"
+    assert (tmp_path / "document.pdf").is_file()
