@@ -241,9 +241,13 @@ def plot_heatmaps(frame: pd.DataFrame) -> Any:
         table = means[column].unstack("alpha0")
         marks = chance.unstack("alpha0").reindex_like(table).fillna(False).astype(bool)
         annot = table.map(lambda v: f"{v:.2f}") + marks.map(lambda m: "*" if m and column == "mia_gap" else "")
-        sns.heatmap(table, ax=ax, mask=table.isna(), annot=annot.values, fmt="", cmap=cmap, center=center,
-                    linewidths=0.5, annot_kws={"fontsize": 7}, xticklabels=[f"{a:.3g}" for a in table.columns],
-                    yticklabels=[f"{f:g}" for f in table.index])
+        with warnings.catch_warnings():
+            # seaborn calls the colormap's set_bad, which matplotlib schedules for deprecation: not ours to
+            # fix, and its warning text would otherwise land in the executed notebook.
+            warnings.filterwarnings("ignore", message="The set_bad function", category=PendingDeprecationWarning)
+            sns.heatmap(table, ax=ax, mask=table.isna(), annot=annot.values, fmt="", cmap=cmap, center=center,
+                        linewidths=0.5, annot_kws={"fontsize": 7}, xticklabels=[f"{a:.3g}" for a in table.columns],
+                        yticklabels=[f"{f:g}" for f in table.index])
         _draw_rule(ax, table.index, table.columns)
         ax.tick_params(axis="y", rotation=0)
         ax.invert_yaxis()

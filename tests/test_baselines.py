@@ -289,7 +289,7 @@ def test_scrub_distance_term_pulls_the_student_back_to_its_starting_weights():
         start = copy.deepcopy(model)
         scrub(model, forget, retain, val, epochs=1, max_steps=0, alpha=0.0, gamma=1.0, distance_weight=weight,
               momentum=0.0, weight_decay=0.0, lr=0.05, seed=0, train_mode=False, progress=False)
-        distances[weight] = float(parameter_distance(model, start))
+        distances[weight] = float(parameter_distance(model, start).detach())
     assert 0 < distances[0.5] < distances[0.0]
     result = scrub(*setup("multiclass"), epochs=1, progress=False)
     assert result.config["distance_weight"] == 0.5  # the reference's smoothing
