@@ -7,7 +7,8 @@
   when a setting ran with several seeds);
 - per run, the plots the notebook shows (MIA and test accuracy over epochs, loss histograms);
 - across forget fractions, the loss-MIA and test accuracy of every method;
-- the α₀ × fraction sweep's heatmaps (:func:`nablatau.sweep_figures.write_sweep_figures`) when its results exist;
+- the α₀ × fraction sweep's heatmaps, rule-vs-best plot and table (:func:`write_sweep_figures`) when its
+  results exist;
 - one folder per profile (``figures/quick/``, ...), and ``figures/README.md``, an index with a section per
   profile naming the notebook, parameters and results file behind each figure; regenerating one profile
   keeps the other profiles' folders and entries.
@@ -34,7 +35,8 @@ import pandas as pd
 import seaborn as sns
 
 from .results import load_results
-from .sweep_figures import write_sweep_figures
+from .sweep_figures import (format_rule_summary, load_sweep, plot_heatmaps, plot_rule_vs_best, rule_summary,
+                             rule_verdicts)
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
 from .tables import closest_over_seeds, interval
 
@@ -252,11 +254,15 @@ def _for_reading(table: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns=SETTING_TITLES)
 
 
-def write_table(table: pd.DataFrame, path: Path, caption: str) -> list[Path]:
-    """``path``.md (markdown) and ``path``.tex (a LaTeX ``table`` with booktabs rules), with the caption."""
+def write_table(table: pd.DataFrame, path: Path, caption: str, notes: Sequence[str] = ()) -> list[Path]:
+    """``path``.md (markdown) and ``path``.tex (a LaTeX ``table`` with booktabs rules), with the caption.
+
+    ``notes`` (e.g. verdict sentences) follow the markdown table as a list; the LaTeX table has only the caption.
+    """
     table = _for_reading(table)
     markdown = path.with_suffix(".md")
-    markdown.write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n")
+    listed = "".join(f"\n- {note}" for note in notes)
+    markdown.write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n{listed}{chr(10) if notes else ''}")
     latex = path.with_suffix(".tex")
     shown = table.map(latex_text).rename(columns=latex_text)
     latex.write_text(shown.to_latex(index=False, caption=latex_text(caption), escape=False))
@@ -274,6 +280,36 @@ def save_figure(figure: plt.Figure, path: Path) -> list[Path]:
                        metadata={"CreationDate": None} if target.suffix == ".pdf" else None)
     plt.close(figure)
     return paths
+
+
+def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
+                        profile: str | None = None) -> list[Path]:
+    """Write the figures and table of every sweep saved under ``results_dir``; returns the files written.
+
+    Per (dataset, profile) found in ``<results_dir>/alpha_split_sweep/`` (only ``profile``'s when given):
+    heatmaps and the rule-vs-best plot as PNG and PDF, and the table of
+    :func:`~nablatau.sweep_figures.rule_summary` as :func:`~nablatau.sweep_figures.format_rule_summary` shows it
+    (markdown with the verdicts of
+    :func:`~nablatau.sweep_figures.rule_verdicts`, and LaTeX), named ``alpha_split_sweep-<dataset>-<profile>-*``.
+    Reads saved results only; no sweep saved, no file.
+    """
+    frame = load_sweep(results_dir)
+    if profile is not None:
+        frame = frame[frame["profile"] == profile]
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (dataset, profile), group in frame.groupby(["dataset", "profile"]):
+        stem = figures_dir / f"{SWEEP_NOTEBOOK}-{dataset}-{profile}"
+        for name, figure in (("heatmaps", plot_heatmaps(group)), ("rule_vs_best", plot_rule_vs_best(group))):
+            written += save_figure(figure, stem.with_name(f"{stem.name}-{name}"))
+        summary = rule_summary(group)
+        caption = (f"∇τ: the rule's α₀ vs the best α₀ per forget fraction ({dataset}, profile {profile}); "
+                   f"{group['seed'].nunique()} seed(s), {len(group)} cells. Best α₀: smallest mean "
+                   "|loss-MIA − retrained model's loss-MIA| (against 0.5 where no retraining exists).")
+        written += write_table(format_rule_summary(summary), stem.with_name(f"{stem.name}-rule_vs_best"), caption,
+                               notes=rule_verdicts(summary))
+    return written
 
 
 # --- make figures -----------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Reads the files :mod:`nablatau.sweep` writes (``<output_dir>/alpha_split_sweep/<
 nothing else, and imports no training code, so ``make figures`` (:mod:`nablatau.figures`) redraws the
 sweep without torch or Ray: :func:`load_sweep` joins the cells and their retrainings into one table,
 :func:`rule_summary` and :func:`rule_verdicts` set the rule's α₀ = 5/3 · fraction against the best α₀
-tried, the ``plot_*`` functions draw them and :func:`write_sweep_figures` writes them all to files.
+tried, and the ``plot_*`` functions draw them (:func:`nablatau.figures.write_sweep_figures` writes them to
+files).
 """
 
 from __future__ import annotations
@@ -145,6 +146,45 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("fraction")
 
 
+def format_rule_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """:func:`rule_summary` for reading (notebook, markdown, LaTeX): one row per forget fraction.
+
+    Gaps are |loss-MIA − reference's| as mean [95 % interval over seeds]; "tied" says whether the rule's
+    interval overlaps the best α₀'s.
+
+        >>> row = {"rule_alpha0": 0.5, "best_alpha0": 0.25, "rule_mia_gap": 0.1, "rule_mia_gap_low": 0.05,
+        ...        "rule_mia_gap_high": 0.15, "best_mia_gap": 0.08, "best_mia_gap_low": 0.02,
+        ...        "best_mia_gap_high": 0.14, "rule_tied_with_best": True, "rule_test_acc": 0.5,
+        ...        "best_test_acc": 0.52, "mia_noise": 0.02, "alphas_tried": 4, "alphas_tied_with_best": 3,
+        ...        "seeds": 3, "mia_reference": "retrain"}
+        >>> shown = format_rule_summary(pd.DataFrame([row], index=pd.Index([0.3], name="fraction")))
+        >>> shown.iloc[0, :6].tolist()
+        ['30 %', '0.5', '0.25', '0.100 [0.050, 0.150]', '0.080 [0.020, 0.140]', 'yes']
+        >>> shown.iloc[0, 6:10].tolist()
+        ['0.500', '0.520', '3 of 4', '0.020']
+    """
+    def gap(row: pd.Series, who: str) -> str:
+        mean, low, high = row[f"{who}_mia_gap"], row[f"{who}_mia_gap_low"], row[f"{who}_mia_gap_high"]
+        if math.isnan(mean):
+            return "not run"
+        return f"{mean:.{digits}f}" + ("" if math.isnan(low) else f" [{low:.{digits}f}, {high:.{digits}f}]")
+
+    def number(value: float) -> str:
+        return "not run" if math.isnan(value) else f"{value:.{digits}f}"
+
+    rows = [{"forgotten": f"{100 * fraction:g} %", "rule's α₀": f"{row['rule_alpha0']:.3g}",
+             "best α₀": f"{row['best_alpha0']:.3g}",
+             "rule: gap to reference [95 % interval]": gap(row, "rule"),
+             "best: gap to reference [95 % interval]": gap(row, "best"),
+             "rule tied with best": "yes" if row["rule_tied_with_best"] else "no",
+             "rule: test acc": number(row["rule_test_acc"]), "best: test acc": number(row["best_test_acc"]),
+             "α₀ tied with best": f"{int(row['alphas_tied_with_best'])} of {int(row['alphas_tried'])}",
+             "attack noise": number(row["mia_noise"]), "seeds": int(row["seeds"]),
+             "reference": row["mia_reference"]}
+            for fraction, row in summary.iterrows()]
+    return pd.DataFrame(rows)
+
+
 def _every_alpha_tied(row: Mapping[str, Any]) -> bool:
     """The seeds' intervals tie every α₀ tried at this fraction with the best (several seeds, several α₀)."""
     return row["seeds"] >= 2 and row["alphas_tried"] > 1 and row["alphas_tied_with_best"] == row["alphas_tried"]
@@ -278,36 +318,3 @@ def plot_rule_vs_best(frame: pd.DataFrame) -> Any:
     ax.set(xlabel="forget fraction", ylabel="α₀", title=f"rule vs best α₀, {dataset}, profile {profile}")
     ax.legend(fontsize=8, loc="upper left")
     return figure
-
-
-def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
-                        profile: str | None = None) -> list[Path]:
-    """Write the figures and table of every sweep saved under ``results_dir``; returns the files written.
-
-    Per (dataset, profile) found in ``<results_dir>/alpha_split_sweep/`` (only ``profile``'s when given):
-    heatmaps and the rule-vs-best plot as PNG and PDF, and a markdown table of :func:`rule_summary`
-    with :func:`rule_verdicts`, named ``alpha_split_sweep-<dataset>-<profile>-*``. Reads saved results
-    only; no sweep saved, no file.
-    """
-    from .figures import save_figure  # here, not at the top: nablatau.figures imports this module
-
-    frame = load_sweep(results_dir)
-    if profile is not None:
-        frame = frame[frame["profile"] == profile]
-    figures_dir = Path(figures_dir)
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for (dataset, profile), group in frame.groupby(["dataset", "profile"]):
-        stem = figures_dir / f"{NOTEBOOK}-{dataset}-{profile}"
-        for name, figure in (("heatmaps", plot_heatmaps(group)), ("rule_vs_best", plot_rule_vs_best(group))):
-            written += save_figure(figure, stem.with_name(f"{stem.name}-{name}"))
-        summary = rule_summary(group)
-        text = (f"# ∇τ: the rule's α₀ vs the best α₀ per forget fraction ({dataset}, profile {profile})\n\n"
-                f"{group['seed'].nunique()} seed(s), {len(group)} cells. Best α₀: smallest mean "
-                "|loss-MIA − retrained model's loss-MIA| (against 0.5 where no retraining exists).\n\n"
-                f"{summary.reset_index().to_markdown(index=False, floatfmt='.3f')}\n\n"
-                + "".join(f"- {line}\n" for line in rule_verdicts(summary)))
-        path = stem.with_name(f"{stem.name}-rule_vs_best.md")
-        path.write_text(text)
-        written.append(path)
-    return written

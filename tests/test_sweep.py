@@ -17,7 +17,8 @@ import pytest
 from nablatau.errors import ConfigError
 from nablatau.results import results_path, run_id, save_results
 from nablatau.sweep import Cell, SweepError, run_cell, run_sweep, sweep_grid
-from nablatau.sweep_figures import load_sweep, rule_summary, rule_verdict, rule_verdicts, write_sweep_figures
+from nablatau.figures import write_sweep_figures
+from nablatau.sweep_figures import load_sweep, rule_summary, rule_verdict, rule_verdicts
 from nablatau.sweep_rule import NOTEBOOK, rule_alpha0
 
 ACCURACIES = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy")
@@ -298,17 +299,22 @@ def test_write_sweep_figures_writes_figures_and_a_table_per_sweep(tmp_path):
     _synthetic_sweep(tmp_path / "results", "smoke")
     _synthetic_sweep(tmp_path / "results", "quick")
     only_smoke = write_sweep_figures(tmp_path / "results", tmp_path / "smoke", profile="smoke")
-    assert len(only_smoke) == 5 and all("-smoke-" in path.name for path in only_smoke)
+    assert len(only_smoke) == 6 and all("-smoke-" in path.name for path in only_smoke)
     written = write_sweep_figures(tmp_path / "results", tmp_path / "figures")
     names = sorted(path.name for path in written)
     assert names == sorted(f"alpha_split_sweep-cifar10-{profile}-{name}"
                            for profile in ("quick", "smoke") for name in
-                           ("heatmaps.png", "heatmaps.pdf", "rule_vs_best.png", "rule_vs_best.pdf", "rule_vs_best.md"))
+                           ("heatmaps.png", "heatmaps.pdf", "rule_vs_best.png", "rule_vs_best.pdf", "rule_vs_best.md",
+                            "rule_vs_best.tex"))
     for path in written:
-        head = path.read_bytes()[:8]
+        head = path.read_bytes()[:40]
         assert {".png": head.startswith(b"\x89PNG"), ".pdf": head.startswith(b"%PDF"),
-                ".md": head.startswith(b"# ")}[path.suffix], path
+                ".md": head.startswith("∇τ: the rule's α₀".encode()),
+                ".tex": head.startswith(b"\\begin{")}[path.suffix], path
     table = (tmp_path / "figures" / "alpha_split_sweep-cifar10-smoke-rule_vs_best.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("|")]
-    assert "rule_alpha0" in rows[0] and "best_alpha0" in rows[0] and len(rows) == 2 + 2  # header, rule, 2 fractions
+    assert "rule's α₀" in rows[0] and "best α₀" in rows[0] and len(rows) == 2 + 2  # header, rule, 2 fractions
+    assert rows[2].split("|")[1].strip() == "10 %" and rows[3].split("|")[1].strip() == "30 %"  # fractions as percentages
     assert "is NOT the best: α₀ = 0.2" in table
+    latex = (tmp_path / "figures" / "alpha_split_sweep-cifar10-smoke-rule_vs_best.tex").read_text()
+    assert r"rule's $\alpha_0$" in latex and latex.isascii()  # escaped, every symbol written as LaTeX
