@@ -149,17 +149,17 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
 def format_rule_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """:func:`rule_summary` for reading (notebook, markdown, LaTeX): one row per forget fraction.
 
-    Gaps are |loss-MIA − reference's| as mean [95 % interval over seeds]; "tied" says whether the rule's
-    interval overlaps the best α₀'s.
+    Gaps are |loss-MIA − reference's| as mean [95 % interval over seeds]; "rule vs best" says whether the
+    rule's α₀ is the best, tied with it (the two intervals overlap) or worse.
 
         >>> row = {"rule_alpha0": 0.5, "best_alpha0": 0.25, "rule_mia_gap": 0.1, "rule_mia_gap_low": 0.05,
         ...        "rule_mia_gap_high": 0.15, "best_mia_gap": 0.08, "best_mia_gap_low": 0.02,
-        ...        "best_mia_gap_high": 0.14, "rule_tied_with_best": True, "rule_test_acc": 0.5,
+        ...        "best_mia_gap_high": 0.14, "rule_is_best": False, "rule_tied_with_best": True, "rule_test_acc": 0.5,
         ...        "best_test_acc": 0.52, "mia_noise": 0.02, "alphas_tried": 4, "alphas_tied_with_best": 3,
         ...        "seeds": 3, "mia_reference": "retrain"}
         >>> shown = format_rule_summary(pd.DataFrame([row], index=pd.Index([0.3], name="fraction")))
         >>> shown.iloc[0, :6].tolist()
-        ['30 %', '0.5', '0.25', '0.100 [0.050, 0.150]', '0.080 [0.020, 0.140]', 'yes']
+        ['30 %', '0.5', '0.25', '0.100 [0.050, 0.150]', '0.080 [0.020, 0.140]', 'tied (intervals overlap)']
         >>> shown.iloc[0, 6:10].tolist()
         ['0.500', '0.520', '3 of 4', '0.020']
     """
@@ -169,6 +169,13 @@ def format_rule_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
             return "not run"
         return f"{mean:.{digits}f}" + ("" if math.isnan(low) else f" [{low:.{digits}f}, {high:.{digits}f}]")
 
+    def _rule_vs_best(row: pd.Series) -> str:
+        if row["rule_is_best"]:
+            return "rule is best"
+        if row["seeds"] < 2:
+            return "worse (one seed: no interval)"
+        return "tied (intervals overlap)" if row["rule_tied_with_best"] else "worse (intervals apart)"
+
     def number(value: float) -> str:
         return "not run" if math.isnan(value) else f"{value:.{digits}f}"
 
@@ -176,7 +183,7 @@ def format_rule_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
              "best α₀": f"{row['best_alpha0']:.3g}",
              "rule: gap to reference [95 % interval]": gap(row, "rule"),
              "best: gap to reference [95 % interval]": gap(row, "best"),
-             "rule tied with best": "yes" if row["rule_tied_with_best"] else "no",
+             "rule vs best": _rule_vs_best(row),
              "rule: test acc": number(row["rule_test_acc"]), "best: test acc": number(row["best_test_acc"]),
              "α₀ tied with best": f"{int(row['alphas_tied_with_best'])} of {int(row['alphas_tried'])}",
              "attack noise": number(row["mia_noise"]), "seeds": int(row["seeds"]),
