@@ -47,12 +47,13 @@ from torch.utils.data import TensorDataset
 
 from .data import data_dir, load_cifar, loaders, make_splits, tensors_of
 from .errors import ConfigError, NablatauError, raise_if_any
-from .metrics import evaluate
+from .metrics import accuracy, evaluate
+from .mia import predict
 from .profiles import resolve_profile
 from .progress import progress_bar
 from .removal import profile_data
 from .results import results_path, save_results
-from .runner import checkpoint_key, default_device, trained_model
+from .runner import checkpoint_key, default_device, reference_problems, trained_model
 from .sweep_rule import NOTEBOOK, rule_alpha0
 from .train import CheckpointCache, recipe_spec
 from .nabla_tau import default_epochs, unlearn
@@ -273,7 +274,8 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
     epochs in the cell's mode (the other settings are ∇τ's defaults); a retrain cell trains a fresh
     ResNet-18 on the retain set with the original's recipe (cached under ``cache_dir``). Both are
     evaluated the same way: accuracy on retain/forget/test and the loss and entropy attacks (forget vs
-    test), on the held-out halves of :data:`HELDOUT_SEED`.
+    test), on the held-out halves of :data:`HELDOUT_SEED`. A retrained model is also checked against the
+    original (:func:`check_reference`).
     """
     start = time.perf_counter()
     settings = resolve_profile(cell.profile, dataset=cell.dataset)
@@ -305,8 +307,30 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
                  "config": {**result.config, "rule_epochs": rule_epochs, "max_epochs": cell.max_epochs,
                             "rule_alpha0": rule_alpha0(cell.fraction)}}
     metrics = evaluate(model, evaluated, seed=MODEL_SEED)
-    entry = {**metrics, **entry, "cell_wall_s": time.perf_counter() - start}
+    entry = {**metrics, **entry}
+    if cell.kind == "retrain":
+        entry.update(check_reference(entry, data, cache_dir, batches["test"]))
+    entry["cell_wall_s"] = time.perf_counter() - start
     return save_results(output_dir, NOTEBOOK, config=cell.config(), models={cell.kind: entry})
+
+
+def check_reference(retrained: dict[str, Any], data: SweepData, cache_dir: str | os.PathLike,
+                    test_loader: Iterable) -> dict[str, Any]:
+    """A retrain cell's model checked against the original before any cell is compared with it.
+
+    The removal notebooks' check (:func:`nablatau.runner.reference_problems`: test accuracy more than 5 points
+    below the original's, or a final training loss far above it), with the original measured on this
+    cell's test half. Returns the original's test accuracy and final training loss, and the problems found
+    (empty when the retrained model is a sound reference); the cell's results file records them and the
+    sweep's verdicts do not judge a fraction against an unsound reference.
+    """
+    original, info = original_model(data, cache_dir)
+    logits, targets = predict(original, test_loader)
+    history = info.get("history") or []
+    measured = {"test_acc": accuracy(logits, targets), "history": history}
+    return {"original_test_acc": measured["test_acc"],
+            "original_final_loss": history[-1]["loss"] if history else None,
+            "reference_problems": reference_problems(measured, retrained)}
 
 
 def _original_info(data: SweepData, cache_dir: str) -> dict[str, Any]:

@@ -40,8 +40,10 @@ def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) 
 
     Columns: ``dataset``, ``profile``, ``fraction``, ``alpha0``, ``seed``, ``is_rule``, ``train_mode``, ``epochs``,
     :data:`METRICS`, the same with a ``retrain_`` prefix (NaN where no retrain file exists),
-    ``mia_reference`` (``"retrain"``, or ``"chance"`` where no retrain exists) and ``mia_gap`` =
-    |mia_loss − retrain's mia_loss|, or |mia_loss − 0.5| against chance. With ``grid``, only that
+    ``mia_reference`` (``"retrain"``, or ``"chance"`` where no retrain exists), ``reference_problems`` (why
+    the retrained model failed its soundness check, :func:`nablatau.sweep.check_reference`; empty when it
+    passed or no retrain exists) and ``mia_gap`` = |mia_loss − retrain's mia_loss|, or |mia_loss − 0.5| against
+    chance. With ``grid``, only that
     grid's files are read. Where two files hold the same coordinates with other settings (e.g. after
     a profile changed), the newest is kept, with a warning naming the others.
     """
@@ -61,6 +63,9 @@ def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) 
         row = {"dataset": config["dataset"], "profile": config["profile"], "fraction": config["forget_fraction"],
                "seed": config["seed"]}
         row.update({name: model.get(name, np.nan) for name in METRICS})
+        if config["kind"] == "retrain":
+            # Files from before the sweep checked its retrained models carry no reference_problems.
+            row["reference_problems"] = tuple(model.get("reference_problems") or ())
         if config["kind"] == "nablatau":
             row.update(alpha0=config["alpha0"], epochs=model.get("config", {}).get("epochs", np.nan),
                        is_rule=math.isclose(config["alpha0"], rule_alpha0(row["fraction"]), rel_tol=1e-6),
@@ -70,16 +75,18 @@ def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) 
     cells = _newest(pd.DataFrame(rows["nablatau"]), ["dataset", "profile", "fraction", "alpha0", "seed"])
     retrains = _newest(pd.DataFrame(rows["retrain"]), ["dataset", "profile", "fraction", "seed"])
     columns = ["dataset", "profile", "fraction", "alpha0", "seed", "is_rule", "train_mode", "epochs", *METRICS,
-               *(f"retrain_{m}" for m in METRICS), "mia_reference", "mia_gap", "path"]
+               *(f"retrain_{m}" for m in METRICS), "mia_reference", "reference_problems", "mia_gap", "path"]
     if cells.empty:
         return pd.DataFrame(columns=columns)
     keys = ["dataset", "profile", "fraction", "seed"]
     if retrains.empty:
-        retrains = pd.DataFrame(columns=[*keys, *METRICS])
-    retrains = retrains[[*keys, *METRICS]].rename(columns={m: f"retrain_{m}" for m in METRICS})
+        retrains = pd.DataFrame(columns=[*keys, *METRICS, "reference_problems"])
+    retrains = retrains[[*keys, *METRICS, "reference_problems"]].rename(columns={m: f"retrain_{m}" for m in METRICS})
     frame = cells.merge(retrains, on=keys, how="left")
     has_retrain = frame["retrain_mia_loss"].notna()
     frame["mia_reference"] = np.where(has_retrain, "retrain", "chance")
+    frame["reference_problems"] = [problems if isinstance(problems, tuple) else () for problems in
+                                   frame["reference_problems"]]
     frame["mia_gap"] = (frame["mia_loss"] - frame["retrain_mia_loss"].where(has_retrain, 0.5)).abs()
     return frame[columns].sort_values(["dataset", "profile", "fraction", "alpha0", "seed"]).reset_index(drop=True)
 
@@ -111,6 +118,7 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
     retraining exists. ``mia_gap_difference`` = rule's gap − best gap (≥ 0, 0 when the rule is best);
     ``test_acc_difference`` = rule's test accuracy − best's. ``mia_noise`` is the attack's mean std
     over its cross-validation splits: a gap difference below it is within the attack's noise.
+    ``unsound_reference_seeds``: the seeds whose retrained model failed its soundness check there.
     """
     _one_run(frame)
     grouped = frame.groupby(["fraction", "alpha0"])
@@ -127,6 +135,9 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
         best_low, best_high = gap_intervals[(fraction, best)]
         lows = [gap_intervals[(fraction, alpha0)][0] for alpha0 in group.index]
         references = set(frame.loc[frame["fraction"] == fraction, "mia_reference"])
+        at_fraction = frame[frame["fraction"] == fraction]
+        unsound = tuple(sorted({int(seed) for seed, problems in zip(at_fraction["seed"], at_fraction["reference_problems"])
+                                if problems}))
         rows.append({"fraction": fraction, "rule_alpha0": rule, "best_alpha0": best,
                      "rule_is_best": bool(math.isclose(best, rule, rel_tol=1e-6)),
                      "rule_mia_gap": rule_gap, "rule_mia_gap_low": rule_low, "rule_mia_gap_high": rule_high,
@@ -142,7 +153,9 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
                      "alphas_tied_with_best": (sum(bool(low <= best_high) for low in lows)
                                                if not math.isnan(best_high) else 1),
                      "seeds": int(frame.loc[frame["fraction"] == fraction, "seed"].nunique()),
-                     "mia_reference": references.pop() if len(references) == 1 else "mixed"})
+                     "mia_reference": references.pop() if len(references) == 1 else "mixed",
+                     # Seeds whose retrained model failed its soundness check: the fraction is not judged.
+                     "unsound_reference_seeds": unsound})
     return pd.DataFrame(rows).set_index("fraction")
 
 
@@ -187,7 +200,9 @@ def format_rule_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
              "rule: test acc": number(row["rule_test_acc"]), "best: test acc": number(row["best_test_acc"]),
              "α₀ tied with best": f"{int(row['alphas_tied_with_best'])} of {int(row['alphas_tried'])}",
              "attack noise": number(row["mia_noise"]), "seeds": int(row["seeds"]),
-             "reference": row["mia_reference"]}
+             "reference": row["mia_reference"] + (
+                 f" (unsound: seed{'s' if len(row['unsound_reference_seeds']) > 1 else ''} "
+                 f"{', '.join(map(str, row['unsound_reference_seeds']))})" if row.get("unsound_reference_seeds") else "")}
             for fraction, row in summary.iterrows()]
     return pd.DataFrame(rows)
 
@@ -198,13 +213,18 @@ def _every_alpha_tied(row: Mapping[str, Any]) -> bool:
 
 
 def rule_verdict(row: Mapping[str, Any]) -> str:
-    """Whether the rule held at one fraction (a row of :func:`rule_summary`): ``"HELD"``, ``"INCONCLUSIVE"`` or
-    ``"DID NOT HOLD"``.
+    """Whether the rule held at one fraction (a row of :func:`rule_summary`): ``"HELD"``, ``"INCONCLUSIVE"``,
+    ``"DID NOT HOLD"`` or ``"NOT JUDGED"``.
+
+    Not judged: the retrained model of some seed there failed its soundness check, so the gaps are measured
+    against an unsound reference and are not evidence either way (as in the removal notebooks).
 
     Held: the rule's α₀ is the best tried, or the seeds' intervals tie it with the best. Inconclusive: the
     seeds tie every α₀ tried with the best (then "the rule's α₀ works" is true of any α₀ and says nothing),
     or, with one seed, the rule misses the best by less than the attack's own noise. Did not hold otherwise.
     """
+    if row.get("unsound_reference_seeds"):
+        return "NOT JUDGED"
     if math.isnan(row["rule_mia_gap"]):
         return "INCONCLUSIVE"
     if _every_alpha_tied(row):
@@ -227,16 +247,20 @@ def rule_verdicts(summary: pd.DataFrame) -> list[str]:
              "forget fractions" + (f"; not at {', '.join(misses)}" if misses else "")
              + (f" (tied with the best within the seeds' 95 % intervals at {', '.join(ties)})" if ties else "") + "."]
     for fraction, row in summary.iterrows():
+        unsound = row.get("unsound_reference_seeds") or ()
+        caveat = (f" The retrained model of seed{'s' if len(unsound) > 1 else ''} {', '.join(map(str, unsound))} "
+                  "failed its soundness check (its results file says why): these gaps are not evidence either way."
+                  if unsound else "")
         against = {"retrain": "the retrained model's", "chance": "chance (0.5)"}.get(
             row["mia_reference"], "the reference (the retrained model's where it exists, else chance)")
         head = f"{rule_verdict(row)} — forget {fraction:.0%}: the rule's α₀ = {row['rule_alpha0']:.3g}"
         if _every_alpha_tied(row):
             head += f" (the seeds' 95 % intervals tie all {row['alphas_tried']} α₀ tried with the best)"
         if math.isnan(row["rule_mia_gap"]):
-            lines.append(f"{head} has no result yet; rerun the sweep.")
+            lines.append(f"{head} has no result yet; rerun the sweep.{caveat}")
         elif row["rule_is_best"]:
             lines.append(f"{head} is the best of the {row['alphas_tried']} α₀ tried: loss-MIA within "
-                         f"{row['rule_mia_gap']:.3f} of {against}.")
+                         f"{row['rule_mia_gap']:.3f} of {against}.{caveat}")
         else:
             noise = "within" if row["mia_gap_difference"] <= row["mia_noise"] else "beyond"
             seeds = (f"; over {row['seeds']} seeds the 95 % intervals of the two gaps "
@@ -248,7 +272,7 @@ def rule_verdicts(summary: pd.DataFrame) -> list[str]:
                          f"{row['best_mia_gap']:.3f} of {against}, the rule within {row['rule_mia_gap']:.3f} "
                          f"({row['mia_gap_difference']:.3f} worse, {noise} the attack's noise of "
                          f"{row['mia_noise']:.3f}{seeds}); test accuracy {row['rule_test_acc']:.3f} (rule) vs "
-                         f"{row['best_test_acc']:.3f}.")
+                         f"{row['best_test_acc']:.3f}.{caveat}")
     return lines
 
 

@@ -18,7 +18,7 @@ from nablatau.errors import ConfigError
 from nablatau.results import results_path, run_id, save_results
 from nablatau.sweep import Cell, SweepError, run_cell, run_sweep, sweep_grid
 from nablatau.figures import write_sweep_figures
-from nablatau.sweep_figures import load_sweep, rule_summary, rule_verdict, rule_verdicts
+from nablatau.sweep_figures import format_rule_summary, load_sweep, rule_summary, rule_verdict, rule_verdicts
 from nablatau.sweep_rule import NOTEBOOK, rule_alpha0
 
 ACCURACIES = ("retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy")
@@ -79,6 +79,9 @@ def test_the_smoke_grid_runs_through_ray_and_writes_one_result_per_cell(sweep_en
             assert payload["config"]["train_mode"] is True and metrics["config"]["train_mode"] is True
             assert metrics["config"]["epochs"] == min(metrics["config"]["rule_epochs"], 80)
             assert len(metrics["history"]) == metrics["config"]["epochs"]
+        else:  # a retraining is checked against the original before any cell is compared with it
+            assert 0 <= metrics["original_test_acc"] <= 1 and metrics["original_final_loss"] > 0
+            assert isinstance(metrics["reference_problems"], list)
 
     frame = load_sweep(tmp_path, grid=grid)
     assert len(frame) == 4 and frame["retrain_mia_loss"].notna().all()
@@ -285,6 +288,25 @@ def test_rule_verdict_holds_fails_or_stays_open_by_the_seeds_intervals():
     assert rule_verdict({**one_seed, "mia_gap_difference": 0.01}) == "INCONCLUSIVE"
     assert rule_verdict({**one_seed, "rule_is_best": True}) == "HELD"
     assert rule_verdict({**row, "rule_mia_gap": float("nan")}) == "INCONCLUSIVE"
+    assert rule_verdict({**row, "rule_is_best": True, "unsound_reference_seeds": (1, 3)}) == "NOT JUDGED"
+
+
+def test_a_fraction_whose_retrained_model_failed_its_check_is_not_judged(tmp_path):
+    _synthetic_sweep(tmp_path, retrain_seeds=(1, 2))
+    unsound = next(cell for cell in sweep_grid("smoke", fractions=[0.3], seeds=[2]).retrain_cells)
+    _save(tmp_path, unsound, mia_loss=0.6, reference_problems=["the retrained model's test accuracy is 0.2 below"])
+    frame = load_sweep(tmp_path)
+    assert frame.loc[frame["fraction"] == 0.1, "reference_problems"].map(len).eq(0).all()
+    assert frame.loc[(frame["fraction"] == 0.3) & (frame["seed"] == 2), "reference_problems"].map(len).eq(1).all()
+    summary = rule_summary(frame)
+    assert summary.loc[0.1, "unsound_reference_seeds"] == () and summary.loc[0.3, "unsound_reference_seeds"] == (2,)
+    _, at_10_line, at_30_line = rule_verdicts(summary)
+    assert at_10_line.startswith("HELD — forget 10%")  # its references are sound: judged as before
+    assert at_30_line.startswith("NOT JUDGED — forget 30%")
+    assert at_30_line.endswith("The retrained model of seed 2 failed its soundness check (its results file says "
+                               "why): these gaps are not evidence either way.")
+    shown = format_rule_summary(summary).set_index("forgotten")
+    assert shown.loc["30 %", "reference"] == "retrain (unsound: seed 2)" and shown.loc["10 %", "reference"] == "retrain"
 
 
 def test_rule_summary_refuses_a_table_of_several_sweeps(tmp_path):
