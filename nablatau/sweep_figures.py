@@ -134,8 +134,8 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
         rule_low, rule_high = gap_intervals[(fraction, ruled.index[0])] if len(ruled) else (np.nan, np.nan)
         best_low, best_high = gap_intervals[(fraction, best)]
         lows = [gap_intervals[(fraction, alpha0)][0] for alpha0 in group.index]
-        references = set(frame.loc[frame["fraction"] == fraction, "mia_reference"])
         at_fraction = frame[frame["fraction"] == fraction]
+        references = set(at_fraction["mia_reference"])
         unsound = tuple(sorted({int(seed) for seed, problems in zip(at_fraction["seed"], at_fraction["reference_problems"])
                                 if problems}))
         rows.append({"fraction": fraction, "rule_alpha0": rule, "best_alpha0": best,
@@ -152,7 +152,7 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
                      # How many α₀ tried (the best included) the seeds cannot tell from the best.
                      "alphas_tied_with_best": (sum(bool(low <= best_high) for low in lows)
                                                if not math.isnan(best_high) else 1),
-                     "seeds": int(frame.loc[frame["fraction"] == fraction, "seed"].nunique()),
+                     "seeds": int(at_fraction["seed"].nunique()),
                      "mia_reference": references.pop() if len(references) == 1 else "mixed",
                      # Seeds whose retrained model failed its soundness check: the fraction is not judged.
                      "unsound_reference_seeds": unsound})
@@ -200,11 +200,15 @@ def format_rule_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
              "rule: test acc": number(row["rule_test_acc"]), "best: test acc": number(row["best_test_acc"]),
              "α₀ tied with best": f"{int(row['alphas_tied_with_best'])} of {int(row['alphas_tried'])}",
              "attack noise": number(row["mia_noise"]), "seeds": int(row["seeds"]),
-             "reference": row["mia_reference"] + (
-                 f" (unsound: seed{'s' if len(row['unsound_reference_seeds']) > 1 else ''} "
-                 f"{', '.join(map(str, row['unsound_reference_seeds']))})" if row.get("unsound_reference_seeds") else "")}
+             "reference": row["mia_reference"] + (f" (unsound: {_seeds(row['unsound_reference_seeds'])})"
+                                                  if row.get("unsound_reference_seeds") else "")}
             for fraction, row in summary.iterrows()]
     return pd.DataFrame(rows)
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    """``"seed 2"`` or ``"seeds 1, 3"``."""
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
 def _every_alpha_tied(row: Mapping[str, Any]) -> bool:
@@ -248,9 +252,8 @@ def rule_verdicts(summary: pd.DataFrame) -> list[str]:
              + (f" (tied with the best within the seeds' 95 % intervals at {', '.join(ties)})" if ties else "") + "."]
     for fraction, row in summary.iterrows():
         unsound = row.get("unsound_reference_seeds") or ()
-        caveat = (f" The retrained model of seed{'s' if len(unsound) > 1 else ''} {', '.join(map(str, unsound))} "
-                  "failed its soundness check (its results file says why): these gaps are not evidence either way."
-                  if unsound else "")
+        caveat = (f" The retrained model of {_seeds(unsound)} failed its soundness check (its results file says "
+                  "why): these gaps are not evidence either way." if unsound else "")
         against = {"retrain": "the retrained model's", "chance": "chance (0.5)"}.get(
             row["mia_reference"], "the reference (the retrained model's where it exists, else chance)")
         head = f"{rule_verdict(row)} — forget {fraction:.0%}: the rule's α₀ = {row['rule_alpha0']:.3g}"
