@@ -92,12 +92,16 @@ image-experiments: $(STAMP)
 # One paper-scale data point on the CPU: full CIFAR-10, the paper's 50-epoch recipe with augmentation,
 # 15 % forgotten, seed 1, ∇τ, finetuning and SSD against the original and the retrained model. Hours per
 # training on 2 cores: every training keeps its per-epoch progress beside the checkpoint cache, so rerunning
-# this target after an interruption (e.g. the end of a session) continues where it stopped.
+# this target after an interruption on the same machine continues where it stopped. TRAIN_EPOCHS=25 shortens
+# the two trainings (nothing else) where a session cannot hold them; the notebook and results file say so.
+TRAIN_EPOCHS ?=
+PAPER_POINT_TAG := $(if $(TRAIN_EPOCHS),-train$(TRAIN_EPOCHS)ep,)
 paper-point: $(STAMP)
 	mkdir -p $(EXECUTED)
-	$(PAPERMILL) notebooks/subset_removal.ipynb $(EXECUTED)/subset_removal-cifar10-paper-0.15-seeds1.ipynb \
+	$(PAPERMILL) notebooks/subset_removal.ipynb $(EXECUTED)/subset_removal-cifar10-paper-0.15-seeds1$(PAPER_POINT_TAG).ipynb \
 	  -p dataset cifar10 -p profile paper -p forget_fraction 0.15 -y "seeds: [1]" \
-	  -y "methods: [nablatau, finetune, ssd]"
+	  -y "methods: [nablatau, finetune, ssd]" $(if $(TRAIN_EPOCHS),-p train_epochs $(TRAIN_EPOCHS))
+	$(MAKE) --no-print-directory figures PROFILE=paper
 
 figures: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m nablatau.figures --results results --figures figures --profile $(PROFILE)

@@ -443,6 +443,12 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
         what = "forget classes" if setting == "forget_classes" else "forget fraction"
         caption = (f"{notebook.replace('_', ' ')}: {dataset}, profile {profile}; one row per {what} and model "
                    "(mean ± std [95 % interval] over seeds where several ran)")
+        shortened = sorted({(s["epochs"], s["profile_epochs"]) for r in in_group
+                            if (s := r["config"].get("shortened_training"))})
+        if shortened:  # never pass a shortened run off as the profile's
+            caption += "; SHORTENED TRAINING: " + ", ".join(
+                f"the original and the retrained model trained {epochs} of the profile's {full} epochs"
+                for epochs, full in shortened)
         index.add(write_table(table, out / _slug(notebook, dataset, profile, "table"), caption),
                   "results table (markdown, LaTeX)", in_group, notebook)
         if setting == "forget_fraction" and group["forget_fraction"].nunique() > 1:

@@ -28,6 +28,7 @@ the methods' dropout uses, so it would change their numbers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -158,14 +159,23 @@ def forget_size_problems(settings: Mapping[str, Any], forget_fraction: float, fu
 
 def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction: float | None,
                    forget_classes: Sequence[int] | None, seed: int, split_seed: int,
-                   overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   overrides: Mapping[str, Any] | None = None, train_epochs: int | None = None) -> dict[str, Any]:
     """Everything that determines a run's numbers: its results file is named by a hash of this.
+
+    ``train_epochs`` shortens (or lengthens) the training recipe of the original and the retrained model
+    and nothing else; the config then records ``shortened_training`` (the profile's epochs and these), so
+    that no table can pass the run off as the profile's. ``None`` (the default) adds nothing, and the run
+    ids of unshortened runs stay what they were.
 
     Raises:
         ConfigError: not exactly one of ``forget_fraction`` and ``forget_classes``, a class id the data
-            set does not have, or a fraction whose forget set is smaller than one unlearning batch.
+            set does not have, a fraction whose forget set is smaller than one unlearning batch, or a
+            ``train_epochs`` that is not a positive integer.
     """
     problems = []
+    if train_epochs is not None and (isinstance(train_epochs, bool) or not isinstance(train_epochs, int)
+                                     or train_epochs < 1):
+        problems.append(f"train_epochs must be a positive integer (or None for the profile's), got {train_epochs!r}")
     if (forget_fraction is None) == (forget_classes is None):
         problems.append("pass exactly one of forget_fraction (subset removal, e.g. 0.1) and forget_classes "
                         f"(class removal, e.g. [3]); got {forget_fraction!r} and {forget_classes!r}")
@@ -187,10 +197,26 @@ def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction
     if forget_fraction is not None and not problems:
         problems += forget_size_problems(settings, forget_fraction, n_images)
     raise_if_any(problems)
-    return {"notebook": notebook, "dataset": dataset, "profile": profile, "forget_fraction": forget_fraction,
-            "forget_classes": sorted(forget_classes) if forget_classes is not None else None, "seed": seed,
-            "split_seed": split_seed, "settings": settings,
-            "method_settings": IMAGE_METHOD_SETTINGS, "nablatau_version": __version__}
+    config = {"notebook": notebook, "dataset": dataset, "profile": profile, "forget_fraction": forget_fraction,
+              "forget_classes": sorted(forget_classes) if forget_classes is not None else None, "seed": seed,
+              "split_seed": split_seed, "settings": settings,
+              "method_settings": IMAGE_METHOD_SETTINGS, "nablatau_version": __version__}
+    if train_epochs is not None and train_epochs != settings["recipe"].epochs:
+        config["shortened_training"] = {"profile_epochs": settings["recipe"].epochs, "epochs": train_epochs}
+        settings["recipe"] = settings["recipe"].replace(epochs=train_epochs)
+    return config
+
+
+def shortened_training_note(runs: Mapping[int, RemovalRun]) -> str:
+    """A warning line when the runs trained their models for fewer epochs than their profile's, else ``""``."""
+    shortened = {json.dumps(run.config.get("shortened_training"), sort_keys=True) for run in runs.values()}
+    shortened.discard("null")
+    if not shortened:
+        return ""
+    change = json.loads(sorted(shortened)[0])
+    return (f"SHORTENED TRAINING: the original and the retrained model trained {change['epochs']} epochs, not the "
+            f"{next(iter(runs.values())).config['profile']} profile's {change['profile_epochs']} "
+            "(same recipe otherwise: its learning-rate decay spans the shorter run). ∇τ and the baselines are untouched.")
 
 
 def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quick",
@@ -198,7 +224,7 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
                 seed: int = 0, split_seed: int = 42, methods: Sequence[str] = IMAGE_METHODS,
                 output_dir: str | Path = "results", data: ImageData | None = None,
                 device: torch.device | None = None, progress: bool = True,
-                overrides: Mapping[str, Any] | None = None) -> RemovalRun:
+                overrides: Mapping[str, Any] | None = None, train_epochs: int | None = None) -> RemovalRun:
     """Run (or resume) one image removal experiment and return its results; see the module docstring.
 
     Args:
@@ -215,6 +241,8 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
         device: default :func:`nablatau.runner.default_device`.
         progress: show progress bars.
         overrides: profile settings to replace (e.g. ``{"n_train": 5000}``); recorded in the config.
+        train_epochs: training epochs of the original and the retrained model, when they must be fewer
+            than the profile's (e.g. the paper point on a CPU); recorded as ``shortened_training``.
 
     Returns:
         A :class:`~nablatau.runner.RemovalRun`. A method that diverges is recorded with its error and
@@ -225,7 +253,8 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
             (before any training).
     """
     config = removal_config(notebook=notebook, dataset=dataset, profile=profile, forget_fraction=forget_fraction,
-                            forget_classes=forget_classes, seed=seed, split_seed=split_seed, overrides=overrides)
+                            forget_classes=forget_classes, seed=seed, split_seed=split_seed, overrides=overrides,
+                            train_epochs=train_epochs)
     return run_experiment(
         notebook, config, lambda: image_setup(dataset, config["settings"], forget_fraction=forget_fraction,
                                               forget_classes=config["forget_classes"], seed=seed,

@@ -185,3 +185,15 @@ def test_gap_to_retrain_bars_are_ranked_and_coloured_by_the_seeds_tie():
     assert colours[0] == colours[1] != colours[2]  # ∇τ and finetune tied; SSD's interval lies beyond
     assert "3 seeds, 95 % interval" in ax.get_xlabel()
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["tied with the closest", "farther"]
+
+
+def test_a_run_with_shortened_training_says_so_in_its_table(tmp_path):
+    config = {"notebook": "subset_removal", "dataset": "cifar10", "profile": "paper", "seed": 1,
+              "forget_fraction": 0.15, "forget_classes": None,
+              "shortened_training": {"profile_epochs": 50, "epochs": 25}}
+    save_results(tmp_path / "results", "subset_removal", config=config, models=_models(0.5, 0.4))
+    write_figures(tmp_path / "results", tmp_path / "figures", profile="paper")
+    for table in (tmp_path / "figures" / "paper").glob("subset_removal-*-table.*"):
+        assert "SHORTENED TRAINING: the original and the retrained model trained 25 of the profile's 50 epochs" \
+            in table.read_text(), table.name
+    assert len(list((tmp_path / "figures" / "paper").glob("subset_removal-*-table.*"))) == 2
