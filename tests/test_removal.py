@@ -4,6 +4,7 @@ Real CIFAR-10 in the smoke profile (400 training images, 2 training epochs): sec
 """
 
 import json
+import shutil
 
 import pytest
 
@@ -12,7 +13,7 @@ from nablatau import baselines
 from nablatau.data import load_cifar
 from nablatau.errors import ConfigError, DivergenceError
 from nablatau.profiles import IMAGE_METHOD_SETTINGS
-from nablatau.removal import removal_config, run_removal, run_train_original
+from nablatau.removal import removal_config, run_removal, run_train_original, shortened_training_note
 from nablatau.tables import closest_to_retrain
 
 SCHEMA = {"retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy", "runtime_s", "mia_loss_auc", "forget_ks",
@@ -25,12 +26,19 @@ def cifar(real_data_dir):
     return load_cifar("cifar10", real_data_dir)
 
 
-@pytest.fixture()
-def cache(tmp_path_factory, monkeypatch):
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
     # One cache for the module's runs (the original trains once); results go to each test's tmp_path.
     folder = tmp_path_factory.getbasetemp() / "removal-checkpoints"
-    monkeypatch.setenv("NABLATAU_CACHE_DIR", str(folder))
-    return folder
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NABLATAU_CACHE_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, cifar, cache):
+    """One smoke subset removal (∇τ and SSD): the schema test reads it, the resume test copies and resumes it."""
+    return _run(tmp_path_factory.mktemp("first-run"), cifar)
 
 
 def _run(tmp_path, cifar, **kwargs):
@@ -40,10 +48,10 @@ def _run(tmp_path, cifar, **kwargs):
 
 
 @pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
-def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache):
-    run = _run(tmp_path, cifar)
+def test_subset_removal_writes_the_schema_for_every_model(first_run):
+    run = first_run
     saved = json.loads(run.path.read_text())
-    assert run.path.parent == tmp_path / "subset_removal"
+    assert run.path.parent.name == "subset_removal"
     assert list(saved["models"]) == ["original", "retrain", *METHODS]
     for name, metrics in saved["models"].items():
         assert SCHEMA <= metrics.keys(), name
@@ -69,17 +77,18 @@ def test_subset_removal_writes_the_schema_for_every_model(tmp_path, cifar, cache
 
 
 @pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
-def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, cifar, cache, monkeypatch):
-    first = _run(tmp_path, cifar)
+def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, cifar, first_run, monkeypatch):
+    first = first_run
+    shutil.copytree(first.path.parent, tmp_path / "subset_removal")  # the same parameters: the same file name
+    copied = tmp_path / "subset_removal" / first.path.name
     monkeypatch.setattr(runner, "original_model", _must_not_run)
     again = _run(tmp_path, cifar)  # everything measured: no model is even loaded
-    assert again.models == json.loads(json.dumps(first.models))
+    assert again.path == copied and again.models == json.loads(json.dumps(first.models))
 
     monkeypatch.undo()
-    monkeypatch.setenv("NABLATAU_CACHE_DIR", str(cache))
-    saved = json.loads(first.path.read_text())
+    saved = json.loads(copied.read_text())
     del saved["models"]["ssd"]
-    first.path.write_text(json.dumps(saved))
+    copied.write_text(json.dumps(saved))
     calls = []
     monkeypatch.setitem(baselines.METHODS, "ssd", _counting(baselines.ssd, calls))
     retrained, load_retrained = [], runner.retrained_model  # loaded to compare with, never trained again
@@ -133,6 +142,8 @@ def test_train_original_measures_the_membership_gap(tmp_path, cifar, cache):
     (dict(forget_fraction=None, forget_classes=list(range(10))), "removes every class"),
     (dict(forget_fraction=0.01), r"forgets 4, fewer than one unlearning batch \(8\); use forget_fraction >= 0.02"),
     (dict(dataset="mnist"), "unknown image data set 'mnist'"),
+    (dict(train_epochs=0), "train_epochs must be a positive integer"),
+    (dict(train_epochs=2.5), "train_epochs must be a positive integer"),
 ])
 def test_bad_forget_settings_are_errors(kwargs, message):
     options = dict(notebook="nb", dataset="cifar10", profile="smoke", forget_fraction=0.1, forget_classes=None,
@@ -162,6 +173,21 @@ def test_an_unsound_retrained_model_is_flagged_in_the_results_file(tmp_path, cif
     problems = saved["models"]["retrain"]["reference_problems"]
     assert run.reference_problems == problems and len(problems) == 1  # smoke's 2 epochs: accuracy is near chance too
     assert "final training loss 9.900" in problems[0]
+
+
+def test_shortened_training_is_recorded_and_said_and_an_unshortened_config_is_unchanged():
+    options = dict(notebook="subset_removal", dataset="cifar10", profile="paper", forget_fraction=0.15,
+                   forget_classes=None, seed=1, split_seed=42)
+    plain, shortened = removal_config(**options), removal_config(**options, train_epochs=25)
+    assert "shortened_training" not in plain and plain["settings"]["recipe"].epochs == 50
+    assert removal_config(**options, train_epochs=50) == plain  # the profile's own epochs: the same run id
+    assert shortened["shortened_training"] == {"profile_epochs": 50, "epochs": 25}
+    assert shortened["settings"]["recipe"] == plain["settings"]["recipe"].replace(epochs=25)
+    assert shortened["method_settings"] == plain["method_settings"]  # ∇τ and the baselines untouched
+    runs = {1: runner.RemovalRun(json.loads(json.dumps(shortened, default=str)), {}, None)}
+    assert shortened_training_note(runs).startswith("SHORTENED TRAINING: the original and the retrained model "
+                                                    "trained 25 epochs, not the paper profile's 50")
+    assert shortened_training_note({1: runner.RemovalRun(plain, {}, None)}) == ""
 
 
 def test_a_text_fraction_too_small_for_one_batch_fails_before_loading_anything(monkeypatch):
