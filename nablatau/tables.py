@@ -239,8 +239,14 @@ def round_accuracy(value: float) -> float:
     return round(value, 6)
 
 
+#: The membership gap (original's loss-MIA minus the retrained model's, mean over seeds) below which there is
+#: nothing measurable to unlearn: issue 11 sizes the quick profile so that its originals clear it.
+MIN_MEMBERSHIP_GAP = 0.08
+
+
 def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, max_test_gap: float = 0.05,
-                      exclude: Sequence[str] = ("original",), confidence: float = CONFIDENCE) -> list[str]:
+                      exclude: Sequence[str] = ("original",), confidence: float = CONFIDENCE,
+                      min_membership_gap: float = MIN_MEMBERSHIP_GAP) -> list[str]:
     """The paper's three claims about ∇τ, each judged from the seeds' numbers: held, did not hold, or inconclusive.
 
     1. Privacy: ∇τ is among the methods closest to the retrained model's loss-MIA
@@ -254,7 +260,10 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
     Where a seed's retrained model failed its soundness check (``reference_problems`` in its results,
     :func:`nablatau.runner.reference_problems`), privacy and utility, which compare with it, are
     ``NOT JUDGED``: their numbers are shown, but they are not evidence either way. Cost still is: the
-    retraining took that time whatever it produced.
+    retraining took that time whatever it produced. Privacy is also ``NOT JUDGED`` where the original's
+    loss-MIA is less than ``min_membership_gap`` above the retrained model's (mean over seeds): an original
+    that leaks no more than the retrained model leaves the attack nothing to measure, and any method that
+    barely changes it would look "closest".
 
     ``exclude`` names the models left out of the privacy ranking (default the original); the quickstart,
     whose only method is ∇τ, passes ``()`` so that ∇τ is ranked against the original it started from.
@@ -275,6 +284,12 @@ def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, ma
         sentence += " The seeds separate no method from the closest."
     else:
         verdict = "HELD"
+    gaps = [models["original"]["mia_loss"] - models["retrain"]["mia_loss"] for models in runs.values()
+            if "mia_loss" in models.get("original", {})]
+    no_leak = bool(gaps) and sum(gaps) / len(gaps) < min_membership_gap
+    if not unsound and no_leak:
+        verdict = (f"NOT JUDGED (the original's loss-MIA is only {sum(gaps) / len(gaps):+.3f} above the retrained "
+                   f"model's, less than {min_membership_gap}: there is no measurable membership to remove)")
     claims.append(f"{withheld if unsound else verdict} — privacy: {sentence}")
     differences = [models["nablatau"]["test_acc"] - models["retrain"]["test_acc"] for models in runs.values()]
     mean, _, low, high = interval(differences, confidence)

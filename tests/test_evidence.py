@@ -245,6 +245,20 @@ def test_claims_against_an_unsound_retrained_model_are_not_judged():
     assert claims_over_seeds(runs)[0].startswith("NOT JUDGED (the retrained model of seeds 2, 3 failed")
 
 
+def test_privacy_is_not_judged_when_the_original_leaks_no_more_than_the_retrained_model():
+    runs = _seeds(nablatau=(0.51, 0.52, 0.51), finetune=(0.70, 0.71, 0.72))
+    for models in runs.values():
+        models["retrain"].update(test_acc=0.50, runtime_s=100.0)
+        models["nablatau"].update(test_acc=0.51, runtime_s=20.0)
+    assert claims_over_seeds(runs)[0].startswith("HELD — privacy")  # original 0.8 against retrain 0.51: a gap
+    for models in runs.values():
+        models["original"]["mia_loss"] = models["retrain"]["mia_loss"] + 0.013
+    privacy, utility, cost = claims_over_seeds(runs)
+    assert privacy.startswith("NOT JUDGED (the original's loss-MIA is only +0.013 above the retrained model's, "
+                              "less than 0.08: there is no measurable membership to remove) — privacy: Closest")
+    assert utility.startswith("HELD — utility") and cost.startswith("HELD — cost")  # they do not need a leak
+
+
 def test_utility_claim_counts_an_exact_five_point_gap_as_within_it():
     # float32 accuracies, as metrics.accuracy stores them: 170/400 and 150/400 differ by exactly 0.05, but the
     # stored numbers differ by 0.05000001.
