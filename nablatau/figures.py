@@ -38,7 +38,7 @@ from .results import load_results
 from .sweep_figures import (format_rule_summary, load_sweep, plot_heatmaps, plot_rule_vs_best, rule_summary,
                              rule_verdicts)
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
-from .tables import closest_over_seeds, interval
+from .tables import closest_over_seeds, interval, shortened_trainings
 
 #: Display names of the models, in table order.
 MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ", "finetune": "Finetune",
@@ -445,8 +445,7 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
         what = "forget classes" if setting == "forget_classes" else "forget fraction"
         caption = (f"{notebook.replace('_', ' ')}: {dataset}, profile {profile}; one row per {what} and model "
                    "(mean ± std [95 % interval] over seeds where several ran)")
-        shortened = sorted({(s["epochs"], s["profile_epochs"]) for r in in_group
-                            if (s := r["config"].get("shortened_training"))})
+        shortened = shortened_trainings(run["config"] for run in in_group)
         if shortened:  # never pass a shortened run off as the profile's
             caption += "; SHORTENED TRAINING: " + ", ".join(
                 f"the original and the retrained model trained {epochs} of the profile's {full} epochs"

@@ -28,7 +28,6 @@ the methods' dropout uses, so it would change their numbers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from .profiles import (IMAGE_METHOD_SETTINGS, IMAGE_METHODS, TEXT_METHOD_SETTING
 from .results import save_results
 from .runner import (RemovalRun, Setup, check_methods, checkpoint_key, default_device, measuring_loaders,
                      run_experiment, trained_model)
+from .tables import shortened_trainings
 
 # --- Data of a profile ---------------------------------------------------------------------------
 
@@ -209,13 +209,12 @@ def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction
 
 def shortened_training_note(runs: Mapping[int, RemovalRun]) -> str:
     """A warning line when the runs trained their models for fewer epochs than their profile's, else ``""``."""
-    shortened = {json.dumps(run.config.get("shortened_training"), sort_keys=True) for run in runs.values()}
-    shortened.discard("null")
+    shortened = shortened_trainings(run.config for run in runs.values())
     if not shortened:
         return ""
-    change = json.loads(sorted(shortened)[0])
-    return (f"SHORTENED TRAINING: the original and the retrained model trained {change['epochs']} epochs, not the "
-            f"{next(iter(runs.values())).config['profile']} profile's {change['profile_epochs']} "
+    epochs, profile_epochs = shortened[0]
+    return (f"SHORTENED TRAINING: the original and the retrained model trained {epochs} epochs, not the "
+            f"{next(iter(runs.values())).config['profile']} profile's {profile_epochs} "
             "(same recipe otherwise: its learning-rate decay spans the shorter run). ∇τ and the baselines are untouched.")
 
 

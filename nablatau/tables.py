@@ -10,7 +10,7 @@ sentence about a run is computed one way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import math
@@ -237,6 +237,12 @@ def round_accuracy(value: float) -> float:
     below one sample of any test set here and far above float32's error.
     """
     return round(value, 6)
+
+
+def shortened_trainings(configs: Iterable[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """``(epochs trained, the profile's epochs)`` of every shortened training among these runs' configs (their
+    ``shortened_training``, see :func:`nablatau.removal.removal_config`), sorted; empty when none was shortened."""
+    return sorted({(s["epochs"], s["profile_epochs"]) for config in configs if (s := config.get("shortened_training"))})
 
 
 #: The membership gap (original's loss-MIA minus the retrained model's, mean over seeds) below which there is
