@@ -55,6 +55,20 @@ def test_every_notebook_checks_its_parameters_right_after_them(notebook):
         f"{notebook.name}: the cell after the parameters must call check_parameters()")
 
 
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_papermill_reads_every_declared_parameter(notebook, caplog):
+    # papermill skips a parameters line with a second "=" (one in its comment counts), then warns "Passed
+    # unknown parameter" for a name the notebook does declare, and `papermill --help-notebook` leaves it out.
+    cells = [cell for cell in json.loads(notebook.read_text())["cells"] if cell["cell_type"] == "code"]
+    declared = next(assigned_names("".join(cell["source"])) for cell in cells
+                    if "parameters" in cell["metadata"].get("tags", []))
+    with caplog.at_level("WARNING", logger="papermill"):
+        inspected = papermill.inspect_notebook(str(notebook))
+    assert list(inspected) == declared, f"{notebook.name}: papermill reads {list(inspected)}"
+    assert "Unable to parse" not in caplog.text, caplog.text
+
+
 @pytest.mark.slow
 def test_papermill_run_with_an_unknown_parameter_stops_at_once(tmp_path):
     notebook = Path(__file__).parents[1] / "notebooks" / "train_original.ipynb"
