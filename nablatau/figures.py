@@ -392,9 +392,8 @@ def write_index(figures_root: str | Path) -> Path:
 
 def _parameters(config: Mapping[str, Any]) -> str:
     keys = ("dataset", "profile", "forget_fraction", "forget_classes", "seed")
-    shortened = config.get("shortened_training")
     return ", ".join([*(f"{k}={config[k]}" for k in keys if config.get(k) is not None),
-                      *([f"train_epochs={shortened['epochs']}"] if shortened else [])])
+                      *(f"train_epochs={epochs}" for epochs, _ in shortened_trainings([config]))])
 
 
 def _slug(*parts: Any) -> str:
