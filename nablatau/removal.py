@@ -261,7 +261,7 @@ def run_removal(notebook: str, *, dataset: str = "cifar10", profile: str = "quic
         methods=methods, method_settings=IMAGE_METHOD_SETTINGS, output_dir=output_dir)
 
 
-def run_quickstart(*, dataset: str = "cifar10", profile: str = "quick", forget_fraction: float = 0.1,
+def run_quickstart(*, dataset: str = "cifar10", profile: str = "quick", forget_fraction: float = 0.15,
                    seed: int = 0, output_dir: str | Path = "results", data: ImageData | None = None,
                    device: torch.device | None = None, progress: bool = True) -> RemovalRun:
     """∇τ with its default rules against the original and the retrained model (``quickstart`` notebook).
