@@ -8,12 +8,13 @@ A profile is a small set of deltas over one set of defaults (the paper's setting
   minutes. For images, the paper's SGD recipe (momentum, weight decay, linear decay) trains on 4,000
   CIFAR-10 images for 25 epochs, at batch 128 and without augmentation so that the original
   memorises its training set and leaks membership, as the paper's original does: there is something
-  to unlearn. (The first SGD profile trained 8,000 images for 20 epochs; halving the images brings a
-  one-seed ``make reproduce`` under 45 minutes on 2 cores, and 25 epochs instead of 20 keep the
-  original above test accuracy 0.45 on every seed: with 20, seed 3 stopped at 0.443. README, Time.) ∇τ and every baseline run with their paper settings. (An earlier quick profile trained
-  with Adam on 2,000 images; that model was so fragile that one AdamW epoch of ∇τ *or* of plain
-  finetuning cost it three quarters of its accuracy.) For text, the offline all-MiniLM-L6-v2 encoder
-  on a GoEmotions subset.
+  to unlearn. ∇τ and every baseline run with their paper settings. The first SGD profile trained
+  8,000 images for 20 epochs; halving the images brought a one-seed ``make reproduce`` from 66 to 41
+  minutes on 2 cores, and 25 epochs instead of 20 keep the original above test accuracy 0.45 on every
+  seed (with 20, seed 3 stopped at 0.443; README, Time). (An earlier quick profile trained with Adam
+  on 2,000 images; that model was so fragile that one AdamW epoch of ∇τ *or* of plain finetuning cost
+  it three quarters of its accuracy.) For text, the offline all-MiniLM-L6-v2 encoder on a GoEmotions
+  subset.
 - ``smoke``: seconds, for CI and nbval; the numbers mean nothing beyond "the pipeline runs".
 
 Every table here is read-only (:class:`Frozen`); :func:`resolve_profile` and :func:`method_settings`
