@@ -2,11 +2,13 @@
 
 Why: the quick profile has to fit a one-seed ``make reproduce`` in 45 minutes on 2 CPU cores, and every
 training and unlearning run costs in proportion to its images; issue 11 also asks that the original stay a
-usable model (test accuracy ≥ 0.45) with a clear membership gap. This trains the quick original (the
-profile's SGD recipe, only the number of images and of training epochs replaced) for each
-``images:seed[:epochs]`` asked for, and reports its test accuracy on the 1,000-image test half that every
-removal run tests on, its training accuracy, its loss attack (training set against test half) and its
-training time. Models are cached under ``--cache`` (default: a temporary folder), so a rerun only measures.
+usable model (test accuracy ≥ 0.45) with a clear membership gap. This runs the ``train_original``
+experiment (:func:`nablatau.removal.run_train_original`) with the quick profile's SGD recipe, only the number
+of images and of training epochs replaced, for each ``images:seed[:epochs]`` asked for, and reports the
+original's test accuracy on the 1,000-image test half that every removal run tests on, its training
+accuracy, its loss attack (training set against test half) and its training time. The models go to the
+checkpoint cache (``$NABLATAU_CACHE_DIR``), so a rerun only measures; the results files to a temporary
+folder, so that they never mix with the profile's own.
 
 Measured on 2026-11-30 (the faster machine of the README's *Time*), test accuracy for seeds 1, 2, 3:
 8,000 images × 20 epochs (the first SGD profile) 0.575, 0.553, 0.540; 4,000 × 20: 0.477, 0.473, 0.443;
@@ -21,15 +23,10 @@ import argparse
 import tempfile
 
 import pandas as pd
-from torch.utils.data import Subset
 
-from nablatau.data import load_cifar, split_heldout
-from nablatau.metrics import evaluate
-from nablatau.models import resnet18
-from nablatau.profiles import QUICK_IMAGE_RECIPE, resolve_profile
-from nablatau.removal import profile_data
-from nablatau.runner import checkpoint_key, default_device, measuring_loaders, trained_model
-from nablatau.train import CheckpointCache
+from nablatau.data import load_cifar
+from nablatau.profiles import QUICK_IMAGE_RECIPE
+from nablatau.removal import run_train_original
 
 
 def parse_point(text: str) -> tuple[int, int, int]:
@@ -42,37 +39,28 @@ def parse_point(text: str) -> tuple[int, int, int]:
     return images, seed, epochs
 
 
-def measure_original(data, images: int, seed: int, epochs: int, cache: CheckpointCache) -> dict:
-    """Train (or load) the quick original with ``images`` images and ``epochs`` epochs; measure it."""
-    settings = resolve_profile("quick", dataset="cifar10", n_train=images, recipe=QUICK_IMAGE_RECIPE.replace(epochs=epochs))
-    train_set, heldout = profile_data(data, settings, seed=seed)
-    device = default_device()
-    model, info = trained_model(lambda: resnet18(data.num_classes), train_set, settings, seed=seed, device=device,
-                                key=checkpoint_key(settings, dataset="cifar10"), cache=cache, progress=False)
-    _, test_index = split_heldout(len(heldout), 42)  # the test half of every removal run (split seed 42)
-    splits = {"train": train_set, "test": Subset(heldout, test_index.tolist())}
-    metrics = evaluate(model, measuring_loaders(splits, settings["unlearn_batch_size"], device=device),
-                       attack=("train", "test"), seed=seed)
-    return {"images": images, "epochs": epochs, "seed": seed, "test_acc": metrics["test_acc"],
-            "train_acc": metrics["train_acc"], "loss_mia": metrics["mia_loss"], "train_s": info["wall_time_s"],
-            "cached": info["cached"]}
+def measure_original(data, images: int, seed: int, epochs: int, output_dir: str) -> dict:
+    """The quick original with ``images`` images and ``epochs`` epochs, trained (or loaded) and measured."""
+    run = run_train_original(profile="quick", seed=seed, data=data, output_dir=output_dir, progress=False,
+                             overrides={"n_train": images, "recipe": QUICK_IMAGE_RECIPE.replace(epochs=epochs)})
+    original = run.models["original"]
+    return {"images": images, "epochs": epochs, "seed": seed, "test_acc": original["test_acc"],
+            "train_acc": original["train_acc"], "loss_mia": original["mia_loss"], "train_s": original["runtime_s"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("points", nargs="+", type=parse_point, help="images:seed[:epochs], e.g. 4000:1:25")
-    parser.add_argument("--cache", help="checkpoint folder (default: a temporary one)")
     parser.add_argument("--data-root", help="folder holding cifar10/ (default: $NABLATAU_DATA_DIR)")
     args = parser.parse_args()
     data = load_cifar("cifar10", args.data_root)
-    with tempfile.TemporaryDirectory() as temporary:
-        cache = CheckpointCache(args.cache or temporary)
-        rows = []
+    rows = []
+    with tempfile.TemporaryDirectory() as output_dir:
         for images, seed, epochs in args.points:
-            rows.append(measure_original(data, images, seed, epochs, cache))
+            rows.append(measure_original(data, images, seed, epochs, output_dir))
             print(rows[-1], flush=True)
     print()
-    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"))
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=("g", "g", "g", ".3f", ".3f", ".3f", ".1f")))
 
 
 if __name__ == "__main__":

@@ -345,17 +345,19 @@ def over_seeds(experiment: Callable[..., RemovalRun], seeds: Sequence[int], **pa
 
 def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed: int = 0, split_seed: int = 42,
                        output_dir: str | Path = "results", data: ImageData | None = None,
-                       device: torch.device | None = None, progress: bool = True) -> RemovalRun:
+                       device: torch.device | None = None, progress: bool = True,
+                       overrides: Mapping[str, Any] | None = None) -> RemovalRun:
     """Train (or load from the cache) the original model and measure it: what there is to unlearn.
 
     The attacks compare the whole training set with the test half of the held-out set (the same half
     every removal run tests on), so the loss-MIA here is the original model's membership gap.
-    Saved as ``<output_dir>/train_original/<run-id>.json`` with the training history.
+    Saved as ``<output_dir>/train_original/<run-id>.json`` with the training history. ``overrides``
+    replaces profile settings as in :func:`run_removal` (e.g. ``{"n_train": 5000}``; recorded in the config).
     """
     from .models import resnet18
 
     config = {"notebook": "train_original", "dataset": dataset, "profile": profile, "seed": seed,
-              "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset),
+              "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset, **(overrides or {})),
               "nablatau_version": __version__}
     settings = config["settings"]
     device = device or default_device()

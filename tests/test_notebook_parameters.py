@@ -55,7 +55,6 @@ def test_every_notebook_checks_its_parameters_right_after_them(notebook):
         f"{notebook.name}: the cell after the parameters must call check_parameters()")
 
 
-
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
 def test_papermill_reads_every_declared_parameter(notebook, caplog):
     # papermill skips a parameters line with a second "=" (one in its comment counts), then warns "Passed
