@@ -77,7 +77,8 @@ def display_name(model: str) -> str:
 def plot_epoch_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Mapping[str, Any]]],
                       metric: str = "mia_loss", methods: Sequence[str] = ("nablatau", "finetune"),
                       reference: str = "retrain", ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """``metric`` after every epoch of each of ``methods``, with the ``reference`` and original models as lines.
+    """``metric`` over the epochs of each of ``methods`` (those measured: :func:`nablatau.runner.is_tracked_epoch`),
+    with the ``reference`` and original models as lines.
 
     ``models`` is one run's models, or a list of them (one per seed): the curves are then the mean over
     seeds with a band of ± one std, and the reference lines carry a band of their own.
@@ -107,13 +108,13 @@ def plot_epoch_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Mapping
 
 def plot_unlearning_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Mapping[str, Any]]],
                            methods: Sequence[str] = ("nablatau", "finetune"), title: str = "") -> plt.Figure:
-    """Loss-MIA and test accuracy after every epoch of ``methods``, side by side (see `plot_epoch_curves`).
+    """Loss-MIA and test accuracy over the epochs of ``methods``, side by side (see `plot_epoch_curves`).
 
     The layout is tightened so that each panel's legend, drawn beside it, covers nothing of its neighbour.
     """
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-    plot_epoch_curves(models, "mia_loss", methods, ax=axes[0], title="loss-MIA after every epoch")
-    plot_epoch_curves(models, "test_acc", methods, ax=axes[1], title="test accuracy after every epoch")
+    plot_epoch_curves(models, "mia_loss", methods, ax=axes[0], title="loss-MIA over the epochs")
+    plot_epoch_curves(models, "test_acc", methods, ax=axes[1], title="test accuracy over the epochs")
     if title:
         figure.suptitle(title)
     figure.tight_layout()
@@ -428,7 +429,7 @@ def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, in
         if curves and len(seeds) > 1:  # one seed: the per-run curves below are the same figure
             figure = plot_unlearning_curves(list(models.values()), title=f"{title}, seeds {seeds} (mean ± std)")
             index.add(save_figure(figure, out / f"{name}-curves"),
-                      "loss-MIA and test accuracy after every epoch over the seeds, ∇τ vs finetuning (mean ± std)",
+                      "loss-MIA and test accuracy over the epochs and the seeds, ∇τ vs finetuning (mean ± std)",
                       group, notebook)
 
 
@@ -464,7 +465,7 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
         title = _parameters(config)
         figure = plot_unlearning_curves(models, title=f"{notebook.replace('_', ' ')}: {title}")
         index.add(save_figure(figure, out / f"{name}-curves"),
-                  "loss-MIA and test accuracy after every epoch, ∇τ vs finetuning (retrain dashed)", [run], notebook)
+                  "loss-MIA and test accuracy over the epochs, ∇τ vs finetuning (retrain dashed)", [run], notebook)
         nonmembers = "test_forget_class" if config.get("forget_classes") else "test"
         if any("sample_losses" in m for m in models.values()):
             index.add(save_figure(plot_loss_histograms(models, title=f"forget vs {nonmembers}: {title}"),

@@ -21,8 +21,8 @@ What is measured (the retrained model is the reference for every number):
 - text removal: the same as subset removal, plus micro/macro-F1 (multilabel). ∇τ's target loss comes
   from the dev split and the attack's non-members from the test split, as in the reference.
 
-∇τ and finetuning are also measured after every epoch on images, for the curves. Text runs are not
-(as before): measuring mid-run iterates DataLoaders, which draw from the global random generator that
+∇τ and finetuning are also measured over their epochs on images (:func:`nablatau.runner.is_tracked_epoch`),
+for the curves. Text runs are not (as before): measuring mid-run iterates DataLoaders, which draw from the global random generator that
 the methods' dropout uses, so it would change their numbers.
 """
 

@@ -175,6 +175,31 @@ def test_an_unsound_retrained_model_is_flagged_in_the_results_file(tmp_path, cif
     assert "final training loss 9.900" in problems[0]
 
 
+@pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
+def test_the_curves_measure_chosen_epochs_and_the_numbers_do_not_depend_on_which(tmp_path, cifar, cache, monkeypatch):
+    # Forgetting 3 % of smoke's 400 images runs ∇τ and finetuning for more epochs than the curves measure.
+    options = dict(forget_fraction=0.03, methods=["nablatau", "finetune"])
+    thinned = _run(tmp_path / "thinned", cifar, **options)
+    monkeypatch.setattr(runner, "TRACKED_EVERY", 1)  # every epoch measured, as before the curves were thinned
+    every = _run(tmp_path / "every", cifar, **options)
+    for name in ("nablatau", "finetune"):
+        history, full = thinned.models[name]["history"], every.models[name]["history"]
+        last = len(history) - 1
+        assert last >= runner.TRACKED_FIRST_EPOCHS + 2 * 5, (name, last)  # thinning happened
+        measured = [row["epoch"] for row in history if "mia_loss" in row]
+        assert measured == [epoch for epoch in range(last) if epoch < 10 or (epoch + 1) % 5 == 0] + [last], name
+        assert all("mia_loss" in row for row in full), name
+        for row in history:  # the measured epochs are the ones an every-epoch run measures, to the digit
+            if "mia_loss" in row:
+                assert {key: row[key] for key in runner.TRACKED_METRICS} == \
+                    {key: full[row["epoch"]][key] for key in runner.TRACKED_METRICS}, (name, row["epoch"])
+        # the last point is the final measurement, and measuring fewer epochs changes no number
+        assert {key: history[-1][key] for key in runner.TRACKED_METRICS} == \
+            {key: thinned.models[name][key] for key in runner.TRACKED_METRICS}, name
+        assert {key: thinned.models[name][key] for key in SCHEMA - {"runtime_s"}} == \
+            {key: every.models[name][key] for key in SCHEMA - {"runtime_s"}}, name
+
+
 def test_shortened_training_is_recorded_and_said_and_an_unshortened_config_is_unchanged():
     options = dict(notebook="subset_removal", dataset="cifar10", profile="paper", forget_fraction=0.15,
                    forget_classes=None, seed=1, split_seed=42)
