@@ -110,7 +110,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/unlearn_vs_retrain.py
 	$(BIN)/python benchmarks/sweep_throughput.py
 	$(BIN)/python benchmarks/train_throughput.py
-	$(BIN)/python benchmarks/quick_profile_size.py 4000:1 4000:2 4000:3
+	$(BIN)/python benchmarks/quick_profile_size.py 3500:1 3500:2 3500:3
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -12,9 +12,11 @@ folder, so that they never mix with the profile's own.
 
 Measured on 2026-11-30 (the faster machine of the README's *Time*), test accuracy for seeds 1, 2, 3:
 8,000 images × 20 epochs (the first SGD profile) 0.575, 0.553, 0.540; 4,000 × 20: 0.477, 0.473, 0.443;
-4,000 × 25 (the profile since): 0.500, 0.485, 0.483; 4,500 × 20, seed 3: 0.467.
+4,000 × 25 (the next profile): 0.500, 0.485, 0.483; 4,500 × 20, seed 3: 0.467; 4,000 × 30, seeds 2, 3:
+0.496, 0.472; 4,000 × 40, seeds 2, 3: 0.496, 0.496; 3,500 × 40 (the profile now): 0.519, 0.451, 0.523.
+Why 40 epochs: :mod:`nablatau.profiles` and ``benchmarks/retrain_soundness.py``.
 
-    python benchmarks/quick_profile_size.py 4000:1:25 4000:2:25 4000:3:25     # about 5 minutes on 2 cores
+    python benchmarks/quick_profile_size.py 3500:1:40 3500:2:40 3500:3:40     # about 7 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from nablatau.removal import run_train_original
 
 
 def parse_point(text: str) -> tuple[int, int, int]:
-    """``"4000:3:25"`` → (images, seed, epochs); the epochs default to the profile's."""
+    """``"3500:3:40"`` → (images, seed, epochs); the epochs default to the profile's."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
-        raise argparse.ArgumentTypeError(f"expected images:seed[:epochs], e.g. 4000:1:25, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected images:seed[:epochs], e.g. 3500:1:40, got {text!r}")
     images, seed = int(parts[0]), int(parts[1])
     epochs = int(parts[2]) if len(parts) == 3 else QUICK_IMAGE_RECIPE.epochs
     return images, seed, epochs
@@ -50,7 +52,7 @@ def measure_original(data, images: int, seed: int, epochs: int, output_dir: str)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("points", nargs="+", type=parse_point, help="images:seed[:epochs], e.g. 4000:1:25")
+    parser.add_argument("points", nargs="+", type=parse_point, help="images:seed[:epochs], e.g. 3500:1:40")
     parser.add_argument("--data-root", help="folder holding cifar10/ (default: $NABLATAU_DATA_DIR)")
     args = parser.parse_args()
     data = load_cifar("cifar10", args.data_root)

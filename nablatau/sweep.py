@@ -72,10 +72,10 @@ SWEEP_PROFILES: dict[str, dict[str, Any]] = {
     # The reference's 12 × 12 × 3 = 432 cells, 30 more for the rule's α₀ where it is not a grid value,
     # and 36 retrainings, on full CIFAR: days on one GPU, hours on a cluster.
     "paper": {"fractions": REFERENCE_VALUES, "alphas": REFERENCE_VALUES, "seeds": (1, 2, 3), "max_epochs": 80},
-    # The quick image profile (4,000 images, the SGD recipe): 2 fractions × (3 α₀ + the rule's 0.167 and
+    # The quick image profile (3,500 images, the SGD recipe): 2 fractions × (3 α₀ + the rule's 0.167 and
     # 0.5, each bracketed by grid values) × the reference's 3 seeds = 24 cells, 6 retrainings and the
     # original. Smaller than the earlier 3 × 5 × 2 grid on 2,000 images because a cell costs more with the
-    # SGD recipe's 25 epochs. Measured times: README, Time.
+    # SGD recipe's 40 epochs. Measured times: README, Time.
     "quick": {"fractions": (0.10, 0.30), "alphas": (0.05, 0.25, 0.75), "seeds": (1, 2, 3), "max_epochs": 80},
     # 400 images, 2 training epochs: a 2 × 2 grid whose rule values (0.1, 0.5) are grid values. About a
     # minute, of which starting Ray takes ~15 s.
