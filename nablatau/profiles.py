@@ -37,7 +37,7 @@ from typing import Any
 
 from .errors import ConfigError, raise_if_any
 from .losses import multilabel_bce
-from .models import default_text_encoder
+from .models import OFFLINE_TEXT_ENCODER, default_text_encoder
 from .train import CIFAR_RECIPE, GOEMOTIONS_RECIPE, TrainRecipe
 
 
@@ -185,7 +185,8 @@ def resolve_profile(name: str, experiment: str = "image", *, dataset: str | None
     """The settings of profile ``name`` of ``experiment`` ("image" or "text") with ``overrides`` applied.
 
     Unknown experiments, profiles and settings are errors, never silently ignored. A text ``encoder``
-    of ``None`` means the offline default, :func:`nablatau.models.default_text_encoder`. For images,
+    of ``None`` means the offline default, named :data:`nablatau.models.OFFLINE_TEXT_ENCODER` in the
+    settings (not by the folder it is installed in, so run ids do not depend on the machine). For images,
     ``dataset`` applies ``batch_size_by_dataset`` to the training recipe (CIFAR-100 trains at 128).
 
         >>> resolve_profile("paper", dataset="cifar100")["recipe"].batch_size
@@ -213,7 +214,8 @@ def resolve_profile(name: str, experiment: str = "image", *, dataset: str | None
         raise ConfigError(f"unknown {experiment} profile settings {unknown}; the known ones are {sorted(defaults)}")
     settings = thaw({**defaults, **profiles[name], **overrides, "profile": name, "experiment": experiment})
     if experiment == "text" and settings["encoder"] is None:
-        settings["encoder"] = default_text_encoder()
+        default_text_encoder()  # fails now, naming the package to install, rather than when training starts
+        settings["encoder"] = OFFLINE_TEXT_ENCODER
     batch_size = settings.get("batch_size_by_dataset", {}).get(dataset)
     if batch_size is not None and batch_size != settings["recipe"].batch_size:
         settings["recipe"] = settings["recipe"].replace(batch_size=batch_size)

