@@ -44,7 +44,7 @@ from .metrics import evaluate, label_prior_accuracy
 from .losses import multilabel_bce
 from .profiles import (IMAGE_METHOD_SETTINGS, IMAGE_METHODS, TEXT_METHOD_SETTINGS, TEXT_METHODS, plain_settings,
                        resolve_profile)
-from .results import save_results
+from .results import load_results, results_path, save_results
 from .runner import (RemovalRun, Setup, check_methods, checkpoint_key, default_device, measuring_loaders,
                      run_experiment, trained_model)
 from .tables import shortened_trainings
@@ -351,8 +351,10 @@ def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed
 
     The attacks compare the whole training set with the test half of the held-out set (the same half
     every removal run tests on), so the loss-MIA here is the original model's membership gap.
-    Saved as ``<output_dir>/train_original/<run-id>.json`` with the training history. ``overrides``
-    replaces profile settings as in :func:`run_removal` (e.g. ``{"n_train": 5000}``; recorded in the config).
+    Saved as ``<output_dir>/train_original/<run-id>.json`` with the training history; when that file
+    exists, it is returned as it is (nothing is loaded, trained or measured), as removal runs reuse theirs.
+    ``overrides`` replaces profile settings as in :func:`run_removal` (e.g. ``{"n_train": 5000}``; recorded
+    in the config).
     """
     from .models import resnet18
 
@@ -360,6 +362,12 @@ def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed
               "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset, **(overrides or {})),
               "nablatau_version": __version__}
     settings = config["settings"]
+    path = results_path(output_dir, "train_original", config)
+    if path.exists() and "original" in load_results(path)["models"]:
+        # A fresh clone finds the committed results here: re-measuring would retrain the original (minutes)
+        # and, on another CPU, overwrite the committed numbers with slightly different ones.
+        print(f"The original model is already measured in {path}; delete that file to measure it again.")
+        return RemovalRun.load(path, ["original"])
     device = device or default_device()
     data = data if data is not None else load_cifar(dataset)
     train_set, heldout = profile_data(data, settings, seed=seed)

@@ -124,12 +124,20 @@ def test_a_diverging_method_is_recorded_and_the_others_still_run(tmp_path, cifar
 
 
 @pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
-def test_train_original_measures_the_membership_gap(tmp_path, cifar, cache):
+def test_train_original_measures_the_membership_gap_and_reuses_its_results(tmp_path, cifar, cache, monkeypatch, capsys):
     run = run_train_original(profile="smoke", output_dir=tmp_path, data=cifar, progress=False)
     original = run.models["original"]
     assert original["n_train"] == 400 and original["n_test"] == 100
     assert {"train_acc", "test_acc", "mia_loss", "history"} <= original.keys()
     assert run.path.parent == tmp_path / "train_original"
+
+    # Run again with the same parameters: the results file is reused as it is; no data is loaded (data=None would
+    # load CIFAR-10), no model trained or measured, and the file is not rewritten.
+    written = run.path.stat().st_mtime_ns
+    monkeypatch.setattr("nablatau.removal.load_cifar", lambda *args, **kwargs: pytest.fail("loaded the data again"))
+    again = run_train_original(profile="smoke", output_dir=tmp_path, data=None, progress=False)
+    assert again.path == run.path and again.models == run.models and run.path.stat().st_mtime_ns == written
+    assert "already measured" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kwargs, message", [
