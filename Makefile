@@ -24,6 +24,12 @@ SEEDS_paper := 1 2 3
 SEEDS ?= $(SEEDS_$(PROFILE))
 TEXT_FRACTIONS ?= 0.15 0.30
 
+# Results files are written to (and found in) this folder. The committed quick results are there, so on a fresh
+# clone `make reproduce` finds every quick run already measured and only re-renders the notebooks and figures from
+# them; RESULTS=<another folder> computes everything again there (and `make figures RESULTS=...` draws from it).
+RESULTS ?= results
+RESULTS_PARAM = $(if $(filter results,$(RESULTS)),,-p output_dir $(abspath $(RESULTS)))
+
 # Trained models are cached here (keyed by everything that determines the weights) and reused.
 export NABLATAU_CACHE_DIR ?= $(CURDIR)/checkpoints
 # Data sets are read from (and downloaded to) here; CI points it at ../shared/data.
@@ -33,7 +39,7 @@ space := $(subst ,, )
 comma := ,
 SEED_LIST := [$(subst $(space),$(comma),$(strip $(SEEDS)))]
 SEED_TAG := seeds$(subst $(space),_,$(strip $(SEEDS)))
-IMAGE_RUN = -p dataset $(DATASET) -p profile $(PROFILE) -y "seeds: $(SEED_LIST)"
+IMAGE_RUN = -p dataset $(DATASET) -p profile $(PROFILE) -y "seeds: $(SEED_LIST)" $(RESULTS_PARAM)
 
 .PHONY: install test test-fast reproduce image-experiments paper-point figures benchmark clean
 
@@ -57,7 +63,8 @@ test-fast: $(if $(wildcard $(STAMP)),,$(STAMP))
 
 reproduce: $(STAMP)
 	mkdir -p $(EXECUTED)
-	$(PAPERMILL) notebooks/quickstart.ipynb $(EXECUTED)/quickstart-$(PROFILE).ipynb -p profile $(PROFILE)
+	$(PAPERMILL) notebooks/quickstart.ipynb $(EXECUTED)/quickstart-$(PROFILE).ipynb -p profile $(PROFILE) \
+	  $(RESULTS_PARAM)
 	$(MAKE) --no-print-directory image-experiments DATASET=cifar10
 	@if $(BIN)/python -c "import nablatau; nablatau.load_cifar('cifar100')" 2>$(EXECUTED)/.cifar100-error; then \
 	  $(MAKE) --no-print-directory image-experiments DATASET=cifar100; \
@@ -67,10 +74,10 @@ reproduce: $(STAMP)
 	fi
 	for fraction in $(TEXT_FRACTIONS); do \
 	  $(PAPERMILL) notebooks/text_removal.ipynb $(EXECUTED)/text_removal-$(PROFILE)-$$fraction-$(SEED_TAG).ipynb \
-	    -p profile $(PROFILE) -p forget_fraction $$fraction -y "seeds: $(SEED_LIST)" || exit 1; \
+	    -p profile $(PROFILE) -p forget_fraction $$fraction -y "seeds: $(SEED_LIST)" $(RESULTS_PARAM) || exit 1; \
 	done
 	$(PAPERMILL) notebooks/alpha_split_sweep.ipynb $(EXECUTED)/alpha_split_sweep-$(PROFILE)-$(SEED_TAG).ipynb \
-	  -p profile $(PROFILE) -y "seeds: $(SEED_LIST)"
+	  -p profile $(PROFILE) -y "seeds: $(SEED_LIST)" $(RESULTS_PARAM)
 	$(MAKE) --no-print-directory figures
 
 # One data set's image experiments: the original model, subset removal at every fraction, class removal.
@@ -78,7 +85,7 @@ image-experiments: $(STAMP)
 	mkdir -p $(EXECUTED)
 	for seed in $(SEEDS); do \
 	  $(PAPERMILL) notebooks/train_original.ipynb $(EXECUTED)/train_original-$(DATASET)-$(PROFILE)-seed$$seed.ipynb \
-	    -p dataset $(DATASET) -p profile $(PROFILE) -p seed $$seed || exit 1; \
+	    -p dataset $(DATASET) -p profile $(PROFILE) -p seed $$seed $(RESULTS_PARAM) || exit 1; \
 	done
 	for fraction in $(FRACTIONS); do \
 	  $(PAPERMILL) notebooks/subset_removal.ipynb \
@@ -100,11 +107,11 @@ paper-point: $(STAMP)
 	mkdir -p $(EXECUTED)
 	$(PAPERMILL) notebooks/subset_removal.ipynb $(EXECUTED)/subset_removal-cifar10-paper-0.15-seeds1$(PAPER_POINT_TAG).ipynb \
 	  -p dataset cifar10 -p profile paper -p forget_fraction 0.15 -y "seeds: [1]" \
-	  -y "methods: [nablatau, finetune, ssd]" $(if $(TRAIN_EPOCHS),-p train_epochs $(TRAIN_EPOCHS))
+	  -y "methods: [nablatau, finetune, ssd]" $(if $(TRAIN_EPOCHS),-p train_epochs $(TRAIN_EPOCHS)) $(RESULTS_PARAM)
 	$(MAKE) --no-print-directory figures PROFILE=paper
 
 figures: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m nablatau.figures --results results --figures figures --profile $(PROFILE)
+	MPLBACKEND=Agg $(BIN)/python -m nablatau.figures --results $(RESULTS) --figures figures --profile $(PROFILE)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/unlearn_vs_retrain.py
