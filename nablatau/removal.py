@@ -44,9 +44,9 @@ from .metrics import evaluate, label_prior_accuracy
 from .losses import multilabel_bce
 from .profiles import (IMAGE_METHOD_SETTINGS, IMAGE_METHODS, TEXT_METHOD_SETTINGS, TEXT_METHODS, plain_settings,
                        resolve_profile)
-from .results import load_results, results_path, save_results
+from .results import save_results
 from .runner import (RemovalRun, Setup, check_methods, checkpoint_key, default_device, measuring_loaders,
-                     run_experiment, trained_model)
+                     run_experiment, saved_models, trained_model)
 from .tables import shortened_trainings
 
 # --- Data of a profile ---------------------------------------------------------------------------
@@ -362,12 +362,11 @@ def run_train_original(*, dataset: str = "cifar10", profile: str = "quick", seed
               "split_seed": split_seed, "settings": resolve_profile(profile, dataset=dataset, **(overrides or {})),
               "nablatau_version": __version__}
     settings = config["settings"]
-    path = results_path(output_dir, "train_original", config)
-    if path.exists() and "original" in load_results(path)["models"]:
-        # A fresh clone finds the committed results here: re-measuring would retrain the original (minutes)
-        # and, on another CPU, overwrite the committed numbers with slightly different ones.
-        print(f"The original model is already measured in {path}; delete that file to measure it again.")
-        return RemovalRun.load(path, ["original"])
+    # A fresh clone finds the committed results here: re-measuring would retrain the original (minutes)
+    # and, on another CPU, overwrite the committed numbers with slightly different ones.
+    _, _, saved = saved_models(output_dir, "train_original", config, ["original"])
+    if saved is not None:
+        return saved
     device = device or default_device()
     data = data if data is not None else load_cifar(dataset)
     train_set, heldout = profile_data(data, settings, seed=seed)

@@ -78,7 +78,8 @@ def is_tracked_epoch(epoch: int) -> bool:
     measurement (:func:`run_experiment`).
 
     Measuring costs about half a second an epoch on the quick profile, and forgetting 3 % runs ∇τ for 91
-    epochs and finetuning for 183: measuring them all took 103 of the notebook's 374 seconds (seed 1).
+    epochs and finetuning for 183 (on the 4,000-image profile this was measured on): measuring them all took
+    103 of the notebook's 374 seconds (seed 1).
 
         >>> [epoch for epoch in range(30) if is_tracked_epoch(epoch)]
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 19, 24, 29]
@@ -447,6 +448,21 @@ def reference_report(runs: Mapping[int, RemovalRun]) -> str:
                      "evidence either way." for seed, problems in unsound.items())
 
 
+def saved_models(output_dir: str | Path, notebook: str, config: dict[str, Any],
+                 wanted: Sequence[str]) -> tuple[Path, dict[str, dict[str, Any]], RemovalRun | None]:
+    """What the results file of ``config`` already holds: ``(path, models, run)``.
+
+    ``run`` is the saved :class:`RemovalRun` when every ``wanted`` model is measured (nothing is left to
+    compute), else None; ``models`` are the ones measured so far, for a run to resume from.
+    """
+    path = results_path(output_dir, notebook, config)
+    models: dict[str, dict[str, Any]] = load_results(path)["models"] if path.exists() else {}
+    if not all(name in models for name in wanted):
+        return path, models, None
+    print(f"Every model is already measured in {path}; delete that file to measure again.")
+    return path, models, RemovalRun.load(path, wanted)
+
+
 def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Setup], *,
                    methods: Sequence[str], method_settings: Mapping[str, Mapping[str, Any]],
                    output_dir: str | Path) -> RemovalRun:
@@ -472,13 +488,11 @@ def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Se
     if clash:
         raise ConfigError(f"{clash} always run as the reference models; remove them from methods")
     check_methods(methods, {name: method_settings[name] for name in methods if name in method_settings})
-    path = results_path(output_dir, notebook, config)
-    models: dict[str, dict[str, Any]] = load_results(path)["models"] if path.exists() else {}
     wanted = [*REFERENCE_MODELS, *methods]
+    path, models, saved = saved_models(output_dir, notebook, config, wanted)
+    if saved is not None:
+        return saved
     todo = [name for name in wanted if name not in models]
-    if not todo:
-        print(f"Every model is already measured in {path}; delete that file to measure again.")
-        return RemovalRun.load(path, wanted)
     if models:
         print(f"Resuming {path}: {sorted(set(wanted) - set(todo))} already measured, running {todo}.")
 

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 import nablatau.models
 import nablatau.profiles
-from torch.utils.data import TensorDataset
 
 from nablatau.data import ImageData
 from nablatau.errors import ConfigError
