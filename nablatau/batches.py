@@ -7,6 +7,7 @@ with a ``"labels"`` key (Hugging Face style). Models may return a tensor of logi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,3 +70,31 @@ def channels_last(inputs: Inputs) -> Inputs:
     if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
         return inputs.contiguous(memory_format=torch.channels_last)
     return inputs
+
+
+#: Names the device every experiment runs on (e.g. ``cpu``, ``cuda``, ``cuda:1``); unset: CUDA when available.
+DEVICE_ENV_VAR = "NABLATAU_DEVICE"
+
+
+def default_device() -> torch.device:
+    """``$NABLATAU_DEVICE`` when set, else CUDA when available (the fast path: bf16, channels-last, data
+    resident on the GPU), else the CPU.
+
+    The variable lets a GPU machine run on its CPU (the test suite does, so that its in-process checks
+    compare the CPU's deterministic kernels) and picks one of several GPUs.
+
+    Raises:
+        ConfigError: a name torch does not know, or a CUDA device on a machine without one.
+    """
+    name = os.environ.get(DEVICE_ENV_VAR, "").strip()
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"{DEVICE_ENV_VAR}={name!r} is not a device torch knows ({error}); use e.g. cpu, cuda "
+                          f"or cuda:1, or unset it to use CUDA when available") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{DEVICE_ENV_VAR}={name!r} asks for CUDA but torch finds no CUDA device here; unset it "
+                          "or set it to cpu")
+    return device

@@ -41,10 +41,16 @@ def environment() -> dict[str, Any]:
     import torch
     import torchvision
 
+    from .batches import default_device
+
+    device = default_device()
     return {
         "python": platform.python_version(), "torch": torch.__version__,
         "torchvision": torchvision.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.machine()})",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
+        # The instruction set torch's CPU kernels were chosen for: two machines that differ in it round
+        # differently, so their numbers from the same seed differ too.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_threads": torch.get_num_threads(),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .batches import default_device
 from .data import UnlearningSplits, labels_of, loaders
 from .errors import ConfigError, DivergenceError, raise_if_any
 from .metrics import evaluate, label_prior_accuracy
@@ -85,11 +86,6 @@ def is_tracked_epoch(epoch: int) -> bool:
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 19, 24, 29]
     """
     return epoch < TRACKED_FIRST_EPOCHS or (epoch + 1) % TRACKED_EVERY == 0
-
-
-def default_device() -> torch.device:
-    """CUDA when available (the fast path: bf16, channels-last, data resident on the GPU), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # --- Trained models, cached ------------------------------------------------------------------------

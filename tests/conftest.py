@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+# Every test runs on the CPU, also on a machine with a GPU: the in-process checks compare runs whose kernels
+# are deterministic there, and CUDA's are not. Set before any test imports torch, and inherited by the
+# notebooks' kernels and Ray's workers. The GPU path has its own tests (tests/test_gpu.py), which pass a
+# CUDA device explicitly.
+os.environ["NABLATAU_DEVICE"] = "cpu"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every notebook (nbval collects them from ``.ipynb`` files) ``slow``: each one runs experiments."""
