@@ -106,7 +106,7 @@ image-experiments: $(STAMP)
 # 15 % forgotten, seed 1, ∇τ, finetuning and SSD against the original and the retrained model. Hours per
 # training on 2 cores: every training keeps its per-epoch progress beside the checkpoint cache, so rerunning
 # this target after an interruption on the same machine continues where it stopped. TRAIN_EPOCHS=10 shortens
-# the two trainings (nothing else) where a session cannot hold them; the notebook and results file say so.
+# the two trainings (nothing else) where the time for them is lacking; the notebook and results file say so.
 TRAIN_EPOCHS ?=
 PAPER_POINT_TAG := $(if $(TRAIN_EPOCHS),-train$(TRAIN_EPOCHS)ep,)
 paper-point: $(STAMP)

@@ -1,7 +1,7 @@
 """Benchmark: how small the quick image profile can get, measured on its original and retrained models.
 
 Why: the quick profile has to fit a one-seed ``make reproduce`` in 45 minutes on 2 CPU cores, and every
-training and unlearning run costs in proportion to its images; issue 11 also asks that the original stay a
+training and unlearning run costs in proportion to its images; the original must also stay a
 usable model (test accuracy ≥ 0.45) with a clear membership gap, and that every retrained model be a sound
 reference. This runs the ``train_original`` experiment (:func:`nablatau.removal.run_train_original`) with the
 quick profile's SGD recipe, only the number of images and of training epochs replaced, for each

@@ -38,7 +38,7 @@ from .results import load_results
 from .sweep_figures import (format_rule_summary, load_sweep, plot_heatmaps, plot_rule_vs_best, rule_summary,
                              rule_verdicts)
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
-from .tables import closest_over_seeds, interval, shortened_trainings
+from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, closest_over_seeds, interval, shortened_trainings, titled
 
 #: Display names of the models, in table order.
 MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ", "finetune": "Finetune",
@@ -48,18 +48,11 @@ MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ"
 #: Display names of the data sets where they differ from the identifiers.
 DATASET_NAMES = {"goemotions": "GoEmotions", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
-#: Metrics of the image tables and their column titles.
-RETRAIN_COLUMNS = {"mia_loss_auc": "loss-MIA AUC", "forget_ks": "KS vs retrain (forget losses)",
-                   "forget_ks_pvalue": "KS p-value", "kl_forget": "KL from retrain, forget",
-                   "kl_test": "KL from retrain, test"}
-IMAGE_COLUMNS = {"test_acc": "test acc", "forget_acc": "forget acc", "retain_acc": "retain acc",
-                 "mia_loss": "loss-MIA", "mia_entropy": "entropy-MIA", **RETRAIN_COLUMNS, "runtime_s": "runtime (s)",
-                 "runtime_vs_retrain": "runtime / retrain"}
-CLASS_COLUMNS = {"test_forget_class_acc": "test acc, forgotten classes",
-                 "test_other_classes_acc": "test acc, other classes", **IMAGE_COLUMNS}
-TEXT_COLUMNS = {"test_acc": "test acc", "test_f1_micro": "test micro-F1", "test_f1_macro": "test macro-F1",
-                "forget_acc": "forget acc", "mia_loss": "loss-MIA", "mia_entropy": "entropy-MIA", **RETRAIN_COLUMNS,
-                "runtime_s": "runtime (s)", "runtime_vs_retrain": "runtime / retrain"}
+#: The columns of the exported tables and their titles: the notebooks' columns (:mod:`nablatau.tables`), with
+#: the forgotten classes' test accuracy first for class removal, and without the forget set's F1 for text.
+IMAGE_COLUMNS = titled(*TABLE_COLUMNS, "runtime_vs_retrain")
+CLASS_COLUMNS = titled("test_forget_class_acc", "test_other_classes_acc", *IMAGE_COLUMNS)
+TEXT_COLUMNS = titled(*(column for column in TEXT_TABLE_COLUMNS if column != "forget_f1_micro"), "runtime_vs_retrain")
 
 
 #: Axis labels of the metrics.

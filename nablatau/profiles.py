@@ -8,17 +8,10 @@ A profile is a small set of deltas over one set of defaults (the paper's setting
   minutes. For images, the paper's SGD recipe (momentum, weight decay, linear decay) trains on 3,500
   CIFAR-10 images for 40 epochs, at batch 128 and without augmentation so that the original
   memorises its training set and leaks membership, as the paper's original does: there is something
-  to unlearn. ∇τ and every baseline run with their paper settings. The first SGD profile trained
-  8,000 images for 20 epochs (66 minutes for a one-seed ``make reproduce`` on 2 cores), the next
-  4,000 for 25 (41 minutes). At 25 epochs the original converges only in its last epochs, so a
-  retrained model, which runs the same epochs on (1 − f) of the images and so takes (1 − f) of the
-  steps, ended under-trained: 4 of 18 quick retrainings failed their soundness check on their
-  training loss (0.17-0.27 against the originals' 0.02-0.05). At 40 epochs every one measured ends
-  near its original's loss; 3,500 images instead of 4,000 pay for the extra epochs, and keep the
-  originals at test accuracy 0.45-0.52 (README, Time; ``benchmarks/quick_profile_size.py``). (An
-  earlier quick profile trained with Adam on 2,000 images; that model was so fragile that one AdamW
-  epoch of ∇τ *or* of plain finetuning cost it three quarters of its accuracy.) For text, the offline
-  all-MiniLM-L6-v2 encoder on a GoEmotions subset.
+  to unlearn. ∇τ and every baseline run with their paper settings. Forty epochs, because a retrained
+  model runs the same epochs on (1 − f) of the images, so (1 − f) of the steps: with fewer epochs it
+  ends under-trained and is no sound reference. How the size was chosen, and what each earlier size
+  measured: ``docs/profiles.md``. For text, the offline all-MiniLM-L6-v2 encoder on a GoEmotions subset.
 - ``smoke``: seconds, for CI and nbval; the numbers mean nothing beyond "the pipeline runs".
 
 Every table here is read-only (:class:`Frozen`); :func:`resolve_profile` and :func:`method_settings`

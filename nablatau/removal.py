@@ -22,7 +22,7 @@ What is measured (the retrained model is the reference for every number):
   from the dev split and the attack's non-members from the test split, as in the reference.
 
 ∇τ and finetuning are also measured over their epochs on images (:func:`nablatau.runner.is_tracked_epoch`),
-for the curves. Text runs are not (as before): measuring mid-run iterates DataLoaders, which draw from the global random generator that
+for the curves. Text runs are not: measuring mid-run iterates DataLoaders, which draw from the global random generator that
 the methods' dropout uses, so it would change their numbers.
 """
 
@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from . import __version__
+from .checks import forget_fraction_problems, is_int
 from .data import (GOEMOTIONS_TRAIN_SIZE, ImageData, TextData, TextDataset, TextSplit, UnlearningSplits,
                    forget_size, image_dataset_size, labels_of, load_cifar, load_goemotions, make_splits,
                    random_forget_split, split_heldout, subset, text_collate)
@@ -173,19 +174,17 @@ def removal_config(*, notebook: str, dataset: str, profile: str, forget_fraction
             ``train_epochs`` that is not a positive integer.
     """
     problems = []
-    if train_epochs is not None and (isinstance(train_epochs, bool) or not isinstance(train_epochs, int)
-                                     or train_epochs < 1):
+    if train_epochs is not None and not (is_int(train_epochs) and train_epochs >= 1):
         problems.append(f"train_epochs must be a positive integer (or None for the profile's), got {train_epochs!r}")
     if (forget_fraction is None) == (forget_classes is None):
         problems.append("pass exactly one of forget_fraction (subset removal, e.g. 0.1) and forget_classes "
                         f"(class removal, e.g. [3]); got {forget_fraction!r} and {forget_classes!r}")
-    if forget_fraction is not None and not 0 < forget_fraction < 1:
-        problems.append(f"forget_fraction must be in (0, 1), got {forget_fraction}; the paper uses 0.03, "
-                        "0.15 and 0.30")
+    if forget_fraction is not None:
+        problems += forget_fraction_problems(forget_fraction, example="the paper uses 0.03, 0.15 and 0.30")
     num_classes, n_images = image_dataset_size(dataset)
     if forget_classes is not None:
         forget_classes = [forget_classes] if isinstance(forget_classes, int) else list(forget_classes)
-        if not forget_classes or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+        if not forget_classes or not all(is_int(c) and c >= 0
                                          for c in forget_classes):
             problems.append(f"forget_classes must be a non-empty list of class ids, got {forget_classes!r}")
         elif max(forget_classes) >= num_classes:
@@ -270,9 +269,8 @@ def run_quickstart(*, dataset: str = "cifar10", profile: str = "quick", forget_f
     as ``<output_dir>/quickstart/<run-id>.json``. Arguments as :func:`run_removal`'s.
     """
     settings = resolve_profile(profile, dataset=dataset)
-    if not 0 < forget_fraction < 1:
-        raise ConfigError(f"forget_fraction must be in (0, 1), got {forget_fraction}; e.g. 0.1 for 10 %")
-    raise_if_any(forget_size_problems(settings, forget_fraction, image_dataset_size(dataset)[1]))
+    raise_if_any(forget_fraction_problems(forget_fraction)
+                 or forget_size_problems(settings, forget_fraction, image_dataset_size(dataset)[1]))
     config = {"profile": profile, "dataset": dataset, "forget_fraction": forget_fraction, "seed": seed,
               "settings": settings, "nablatau": plain_settings(IMAGE_METHOD_SETTINGS["nablatau"])}
     return run_experiment(
@@ -308,9 +306,8 @@ def run_text_removal(*, profile: str = "quick", forget_fraction: float = 0.15, s
     methods = list(dict.fromkeys(methods))
     check_methods(methods, {})
     settings = resolve_profile(profile, "text", **({"encoder": encoder} if encoder else {}))
-    if not 0 < forget_fraction < 1:
-        raise ConfigError(f"forget_fraction must be in (0, 1), got {forget_fraction}; the paper uses 0.15 and 0.30")
-    raise_if_any(forget_size_problems(settings, forget_fraction, GOEMOTIONS_TRAIN_SIZE))
+    raise_if_any(forget_fraction_problems(forget_fraction, example="the paper uses 0.15 and 0.30")
+                 or forget_size_problems(settings, forget_fraction, GOEMOTIONS_TRAIN_SIZE))
     config = {"profile": profile, "forget_fraction": forget_fraction, "seed": seed, "methods": methods,
               "settings": settings,
               "method_settings": {name: plain_settings(TEXT_METHOD_SETTINGS[name]) for name in methods}}
@@ -322,10 +319,10 @@ def run_text_removal(*, profile: str = "quick", forget_fraction: float = 0.15, s
 
 def check_seeds(seeds: Any) -> list[int]:
     """``seeds`` as a list of distinct non-negative integers, or a :class:`ConfigError` naming the fix."""
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
+    if is_int(seeds):
         seeds = [seeds]
     if (not isinstance(seeds, (list, tuple)) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+            or not all(is_int(s) and s >= 0 for s in seeds)):
         raise ConfigError(f"seeds must be a non-empty list of non-negative integers, e.g. [1, 2, 3] (the reference's "
                           f"seeds); got {seeds!r}")
     if len(set(seeds)) != len(seeds):

@@ -78,9 +78,8 @@ def is_tracked_epoch(epoch: int) -> bool:
     """Whether the curves measure the model after ``epoch`` (0-based); the last epoch is added from the final
     measurement (:func:`run_experiment`).
 
-    Measuring costs about half a second an epoch on the quick profile, and forgetting 3 % runs ∇τ for 91
-    epochs and finetuning for 183 (on the 4,000-image profile this was measured on): measuring them all took
-    103 of the notebook's 374 seconds (seed 1).
+    Forgetting a small fraction gives ∇τ and finetuning many short epochs, and measuring after each of them
+    would cost more than the unlearning itself; the dip and recovery happen in the first epochs.
 
         >>> [epoch for epoch in range(30) if is_tracked_epoch(epoch)]
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 19, 24, 29]
@@ -163,7 +162,7 @@ def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, sett
                              collate_fn=collate_fn, device=device)
     torch.manual_seed(seed)
     cache = cache or CheckpointCache()
-    # Per-epoch progress beside the cache: a paper-scale training outlasts a session on a CPU.
+    # Per-epoch progress beside the cache: on a CPU a paper-scale training can outlast the process running it.
     model, info = cache.get_or_train(
         spec, build_model().to(device),
         lambda fresh: train(fresh, loader, recipe, loss=loss, seed=seed, progress=progress,
@@ -286,16 +285,14 @@ def reference_problems(original: Mapping[str, Any], retrained: Mapping[str, Any]
     """Why the retrained model is not a sound gold standard to compare with; empty when it is.
 
     Retraining without a random few percent of the data should land near the original. Two signs that
-    it did not train properly (measured once: a retrained model at 0.50 test accuracy against the
-    original's 0.79, its training loss stuck at 1.44 against 0.50, because every epoch ended on a
-    4-sample batch at lr 0.1; :func:`nablatau.train.training_loader` now drops that batch):
+    it did not train properly (the failure they were made for: every epoch ended on a 4-sample batch at
+    lr 0.1, which :func:`nablatau.train.training_loader` drops; docs/profiles.md):
 
     - random-subset removal only: its test accuracy more than :data:`MAX_RETRAIN_TEST_DROP` below the
       original's (removing classes lowers the test accuracy by design);
     - its final training loss more than :data:`MAX_RETRAIN_LOSS_RATIO` times the original's and more
-      than :data:`MAX_RETRAIN_LOSS_GAP` above it. The gap matters near zero: a sound quick-profile
-      retraining on 15 % fewer images ended at 0.084 against the original's 0.028, three times as
-      much, and was first flagged by the ratio alone; the broken full-CIFAR one was 0.94 above.
+      than :data:`MAX_RETRAIN_LOSS_GAP` above it. The gap matters near zero, where a sound retraining
+      on fewer images can end at several times the original's tiny loss.
 
     The runner stores the result in the results file (``models["retrain"]["reference_problems"]``)
     and the notebooks show it above every comparison; nothing is dropped or retrained.
@@ -392,7 +389,7 @@ class RemovalRun:
 
     @property
     def table(self) -> pd.DataFrame:
-        """One row per model: the issue's metrics, runtime and runtime relative to retraining."""
+        """One row per model: its metrics, runtime and runtime relative to retraining."""
         return results_table(self.measured, columns=self.columns)
 
     @property

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +45,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .data import data_dir, load_cifar, loaders, make_splits, tensors_of
+from .checks import as_list, forget_fraction_problems, is_int, is_number
 from .errors import ConfigError, NablatauError, raise_if_any
 from .metrics import accuracy, evaluate
 from .mia import predict
@@ -74,11 +74,10 @@ SWEEP_PROFILES: dict[str, dict[str, Any]] = {
     "paper": {"fractions": REFERENCE_VALUES, "alphas": REFERENCE_VALUES, "seeds": (1, 2, 3), "max_epochs": 80},
     # The quick image profile (3,500 images, the SGD recipe): 2 fractions × (3 α₀ + the rule's 0.167 and
     # 0.5, each bracketed by grid values) × the reference's 3 seeds = 24 cells, 6 retrainings and the
-    # original. Smaller than the earlier 3 × 5 × 2 grid on 2,000 images because a cell costs more with the
-    # SGD recipe's 40 epochs. Measured times: README, Time.
+    # original: two fractions, because each cell runs the recipe's 40-epoch original and retrainings.
     "quick": {"fractions": (0.10, 0.30), "alphas": (0.05, 0.25, 0.75), "seeds": (1, 2, 3), "max_epochs": 80},
-    # 400 images, 2 training epochs: a 2 × 2 grid whose rule values (0.1, 0.5) are grid values. About a
-    # minute, of which starting Ray takes ~15 s.
+    # 400 images, 2 training epochs: a 2 × 2 grid whose rule values (0.1, 0.5) are grid values, so the
+    # smallest grid that still has a rule cell and a cell beside it at each fraction.
     "smoke": {"fractions": (0.06, 0.30), "alphas": (0.10, 0.50), "seeds": (1,), "max_epochs": 80},
 }
 
@@ -163,14 +162,6 @@ class SweepGrid:
                               "seeds": ", ".join(map(str, self.seeds))} for f in self.fractions]).set_index("fraction")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def sweep_grid(profile: str = "smoke", *, dataset: str = "cifar10", fractions: Sequence[float] | None = None,
                alphas: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
                max_epochs: int | None = None, retrain: bool = True, train_mode: bool = TRAIN_MODE) -> SweepGrid:
@@ -207,18 +198,18 @@ def sweep_grid(profile: str = "smoke", *, dataset: str = "cifar10", fractions: S
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) or len(list(values)) == 0:
             problems.append(f"{name} must be a non-empty list, got {values!r}; pass e.g. {list(defaults[name])[:2]} "
                             f"or None for the {profile} profile's grid")
-    problems += [f"fraction {f!r} is not in (0, 1); pass forget fractions such as 0.1 for 10 %"
-                 for f in _as_list(fractions) if not (_is_number(f) and 0 < f < 1)]
+    problems += [problem for f in as_list(fractions) for problem in
+                 forget_fraction_problems(f, name="fraction", example="pass forget fractions such as 0.1")]
     problems += [f"fraction {f:g} gives the rule's α₀ 5/3 · {f:g} = {5 / 3 * f:.3f} > 1, which ∇τ cannot run "
                  "(α₀ ≤ 1); the paper's rule covers forget fractions up to 0.5, so drop it"
-                 for f in _as_list(fractions) if _is_number(f) and 0.6 < f < 1]
+                 for f in as_list(fractions) if is_number(f) and 0.6 < f < 1]
     problems += [f"fraction {f:g} of {n_train} training images forgets no image; use a fraction ≥ {1 / n_train:.2g}"
-                 for f in _as_list(fractions) if _is_number(f) and 0 < f * n_train < 1]
+                 for f in as_list(fractions) if is_number(f) and 0 < f * n_train < 1]
     problems += [f"alpha {a!r} is not in [0, 1]; α₀ weighs the ascent term, e.g. 0.1"
-                 for a in _as_list(alphas) if not (_is_number(a) and 0 <= a <= 1)]
+                 for a in as_list(alphas) if not (is_number(a) and 0 <= a <= 1)]
     problems += [f"seed {s!r} is not a non-negative integer; pass e.g. [1, 2, 3]"
-                 for s in _as_list(seeds) if not (_is_int(s) and s >= 0)]
-    if not (_is_int(max_epochs) and max_epochs >= 1):
+                 for s in as_list(seeds) if not (is_int(s) and s >= 0)]
+    if not (is_int(max_epochs) and max_epochs >= 1):
         problems.append(f"max_epochs must be a positive integer (the reference caps at 80), got {max_epochs!r}")
     if not isinstance(train_mode, bool):
         problems.append(f"train_mode must be True (the reference sweep) or False, got {train_mode!r}")
@@ -226,10 +217,6 @@ def sweep_grid(profile: str = "smoke", *, dataset: str = "cifar10", fractions: S
     return SweepGrid(dataset, profile, tuple(sorted({float(f) for f in fractions})),
                      tuple(sorted({float(a) for a in alphas})), tuple(sorted({int(s) for s in seeds})),
                      int(max_epochs), bool(retrain), train_mode)
-
-
-def _as_list(values: Any) -> list:
-    return list(values) if isinstance(values, Iterable) and not isinstance(values, (str, bytes)) else []
 
 
 # --- One cell --------------------------------------------------------------------------------------
@@ -446,11 +433,11 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
     """
     start = time.perf_counter()
     problems = []
-    if not (_is_int(cpus_per_cell) and cpus_per_cell >= 1):
+    if not (is_int(cpus_per_cell) and cpus_per_cell >= 1):
         problems.append(f"cpus_per_cell must be a positive integer, got {cpus_per_cell!r}")
-    if gpus_per_cell is not None and not (_is_number(gpus_per_cell) and 0 <= gpus_per_cell <= 1):
+    if gpus_per_cell is not None and not (is_number(gpus_per_cell) and 0 <= gpus_per_cell <= 1):
         problems.append(f"gpus_per_cell must be a GPU fraction in [0, 1] (e.g. 0.25) or None, got {gpus_per_cell!r}")
-    if not address and local_cpus is not None and _is_int(cpus_per_cell) and cpus_per_cell > local_cpus:
+    if not address and local_cpus is not None and is_int(cpus_per_cell) and cpus_per_cell > local_cpus:
         problems.append(f"cpus_per_cell={cpus_per_cell} exceeds local_cpus={local_cpus}: no task could start; "
                         "lower cpus_per_cell")
     raise_if_any(problems)

@@ -31,6 +31,22 @@ TABLE_COLUMNS = ("test_acc", "forget_acc", "retain_acc", "mia_loss", "mia_entrop
 TEXT_TABLE_COLUMNS = ("test_acc", "test_f1_micro", "test_f1_macro", "forget_acc", "forget_f1_micro", "mia_loss",
                       "mia_entropy", *RETRAIN_COLUMNS, "runtime_s")
 
+#: Every column's title in the exported tables and figures.
+COLUMN_TITLES = {"test_acc": "test acc", "test_f1_micro": "test micro-F1", "test_f1_macro": "test macro-F1",
+                 "test_forget_class_acc": "test acc, forgotten classes",
+                 "test_other_classes_acc": "test acc, other classes", "forget_acc": "forget acc",
+                 "forget_f1_micro": "forget micro-F1", "retain_acc": "retain acc", "mia_loss": "loss-MIA",
+                 "mia_entropy": "entropy-MIA", "mia_loss_auc": "loss-MIA AUC",
+                 "forget_ks": "KS vs retrain (forget losses)", "forget_ks_pvalue": "KS p-value",
+                 "kl_forget": "KL from retrain, forget", "kl_test": "KL from retrain, test",
+                 "runtime_s": "runtime (s)", "runtime_vs_retrain": "runtime / retrain"}
+
+
+def titled(*columns: str) -> dict[str, str]:
+    """``{column: title}`` for ``columns``, in their order (:data:`COLUMN_TITLES`)."""
+    return {column: COLUMN_TITLES[column] for column in columns}
+
+
 #: The confidence of the intervals over seeds.
 CONFIDENCE = 0.95
 
@@ -246,7 +262,7 @@ def shortened_trainings(configs: Iterable[Mapping[str, Any]]) -> list[tuple[int,
 
 
 #: The membership gap (original's loss-MIA minus the retrained model's, mean over seeds) below which there is
-#: nothing measurable to unlearn: issue 11 sizes the quick profile so that its originals clear it.
+#: nothing measurable to unlearn; the quick profile is sized so that its originals clear it (docs/profiles.md).
 MIN_MEMBERSHIP_GAP = 0.08
 
 

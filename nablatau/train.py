@@ -23,13 +23,14 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from .progress import progress_bar
 
 from .batches import channels_last, forward, model_device, unpack
+from .checks import is_number
 from .data import ResidentLoader, can_stay_resident
 from .errors import CheckpointError, ConfigError, DivergenceError, raise_if_any
 from .loop import autocast
 from .losses import PerSampleLoss, cross_entropy
+from .progress import progress_bar
 
 OPTIMIZERS = ("sgd", "adamw")
 AUGMENTATIONS = ("cifar", None)
@@ -58,25 +59,25 @@ class TrainRecipe:
         problems = []
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}.")
-        if not _is_number(self.lr) or self.lr <= 0:
+        if not is_number(self.lr) or self.lr <= 0:
             problems.append(f"lr must be a positive number; got {self.lr!r}.")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 problems.append(f"{name} must be a positive integer; got {value!r}.")
-        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
+        if not is_number(self.momentum) or not 0 <= self.momentum < 1:
             problems.append(f"momentum must be in [0, 1); got {self.momentum!r}.")
         elif self.optimizer == "adamw" and self.momentum != 0:
             problems.append(
                 f"momentum applies to optimizer='sgd' only; got momentum={self.momentum!r} with "
                 "optimizer='adamw'. Set momentum=0 (AdamW uses its default betas)."
             )
-        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+        if not is_number(self.weight_decay) or self.weight_decay < 0:
             problems.append(f"weight_decay must be a non-negative number; got {self.weight_decay!r}.")
         # LinearLR rejects end factors outside (0, 1].
-        if not _is_number(self.lr_end_factor) or not 0 < self.lr_end_factor <= 1:
+        if not is_number(self.lr_end_factor) or not 0 < self.lr_end_factor <= 1:
             problems.append(f"lr_end_factor must be in (0, 1]; got {self.lr_end_factor!r}.")
-        if not _is_number(self.eps) or not self.eps > 0:
+        if not is_number(self.eps) or not self.eps > 0:
             problems.append(f"eps must be a positive number; got {self.eps!r}.")
         if self.augment not in AUGMENTATIONS:
             problems.append(f"augment must be one of {AUGMENTATIONS}; got {self.augment!r}.")
@@ -85,10 +86,6 @@ class TrainRecipe:
     def replace(self, **changes: Any) -> TrainRecipe:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 CIFAR_RECIPE = TrainRecipe(
@@ -245,7 +242,7 @@ def train(
     With ``resume_from``, the training state (weights, optimizer, scheduler, history and every random
     generator: torch's, the augmentation's and the loader's) is written there after every epoch, and
     a later call with the same path continues from the last finished epoch. A paper-scale training
-    takes hours on a CPU, longer than a session: an interrupted run loses one epoch at most, and on
+    takes hours on a CPU, longer than a process may live: an interrupted run loses one epoch at most, and on
     the CPU the resumed run ends with the weights of an uninterrupted one.
 
     Seeds torch's global generator with ``seed`` (so loader shuffling, dropout and initial draws

@@ -171,7 +171,7 @@ def test_seed_table_reports_mean_std_and_interval_per_model():
 
 
 class _StopAtEpoch:
-    """A loader that raises (as a killed session would) when epoch ``stop`` starts."""
+    """A loader that raises (as a killed process would) when epoch ``stop`` starts."""
 
     def __init__(self, loader, stop):
         self.loader, self.stop, self.epoch = loader, stop, 0
@@ -201,7 +201,7 @@ def test_an_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_one(
     with pytest.raises(KeyboardInterrupt):
         train(resumed, _StopAtEpoch(loader(), stop=3), recipe, seed=3, progress=False, resume_from=progress)
     assert torch.load(progress, weights_only=True)["epoch"] == 2
-    torch.manual_seed(123)  # another session: every generator starts elsewhere
+    torch.manual_seed(123)  # another process: every generator starts elsewhere
     result = train(resumed, loader(), recipe, seed=3, progress=False, resume_from=progress)
     assert [row["loss"] for row in result.history] == [row["loss"] for row in expected.history]
     for name, weights in straight.state_dict().items():

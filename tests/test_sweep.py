@@ -180,8 +180,8 @@ def test_the_paper_grid_is_the_references():
 @pytest.mark.parametrize("arguments, message", [
     ({"profile": "huge"}, "profile must be one of ['paper', 'quick', 'smoke']"),
     ({"dataset": "mnist"}, "dataset must be one of"),
-    ({"fractions": [0.0]}, "fraction 0.0 is not in (0, 1)"),
-    ({"fractions": [1.2]}, "fraction 1.2 is not in (0, 1)"),
+    ({"fractions": [0.0]}, "fraction must be in (0, 1), got 0.0"),
+    ({"fractions": [1.2]}, "fraction must be in (0, 1), got 1.2"),
     ({"fractions": [0.7]}, "gives the rule's α₀ 5/3 · 0.7 = 1.167 > 1"),
     ({"fractions": [0.001]}, "forgets no image"),
     ({"fractions": []}, "fractions must be a non-empty list"),
@@ -200,7 +200,7 @@ def test_bad_grids_are_refused_with_the_fix(arguments, message):
 def test_every_problem_of_a_grid_is_listed_at_once():
     with pytest.raises(ValueError, match="Found 3 problems") as error:
         sweep_grid("smoke", fractions=[2.0], alphas=[-1.0], seeds=[])
-    assert "fraction 2.0" in str(error.value) and "alpha -1.0" in str(error.value) and "seeds" in str(error.value)
+    assert "got 2.0" in str(error.value) and "alpha -1.0" in str(error.value) and "seeds" in str(error.value)
 
 
 # --- Results, best α₀ and figures from synthetic result files ------------------------------------------
