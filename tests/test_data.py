@@ -378,7 +378,7 @@ def test_random_forget_split_is_deterministic():
 @pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5])
 def test_random_forget_split_rejects_fractions_outside_unit_interval(fraction):
     with pytest.raises(
-        ConfigError, match=rf"forget fraction must be in \(0, 1\), got {fraction}; pass e\.g\. 0\.1"
+        ConfigError, match=rf"fraction must be in \(0, 1\), got {fraction}; e\.g\. 0\.1 for 10 %"
     ):
         random_forget_split(100, fraction)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from ..checks import forget_fraction_problems
 from ..errors import ConfigError, raise_if_any
 
 
@@ -26,8 +27,7 @@ def random_forget_split(n: int, fraction: float, seed: int = 42) -> tuple[torch.
     Same call, hence same indices, as the reference: ``random_split(range(n), [1 - fraction, fraction],
     generator=torch.Generator().manual_seed(seed))``.
     """
-    if not 0 < fraction < 1:
-        raise ConfigError(f"forget fraction must be in (0, 1), got {fraction}; pass e.g. 0.1 for 10 %.")
+    raise_if_any(forget_fraction_problems(fraction, name="fraction"))
     sizes = _fraction_sizes(n, [1 - fraction, fraction])
     if min(sizes) == 0:
         raise ConfigError(
