@@ -45,6 +45,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .data import data_dir, load_cifar, loaders, make_splits, tensors_of
+from .cluster import error_line, resolve_address, start_ray
 from .checks import as_list, forget_fraction_problems, is_int, is_number
 from .errors import ConfigError, NablatauError, raise_if_any
 from .metrics import accuracy, evaluate
@@ -372,34 +373,8 @@ def _in_worker(function: Callable[..., Any], threads: int, *args: Any) -> Any:
     return function(*args)
 
 
-def _error_line(error: BaseException) -> str:
-    cause = getattr(error, "cause", None) or error  # a RayTaskError carries the worker's exception
-    text = " ".join(str(cause).split())
-    return f"{type(cause).__name__}: {text[:1000]}"
-
-
-def _start_ray(address: str, local_cpus: int | None) -> bool:
-    """Connect to ``address`` or start Ray on this machine; False when Ray was already initialised."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if not address:
-        ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR)  # no start-up banner in executed notebooks
-        return True
-    try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ConfigError(f"could not connect to the Ray cluster at address={address!r} ({_error_line(error)}); "
-                          "start it (`ray start --head` on the head node), check the address "
-                          "(\"auto\" on a cluster node, \"ray://<head>:10001\" from elsewhere), or pass "
-                          "address=\"\" to run on this machine") from error
-    return True
-
-
-def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = "", cpus_per_cell: int = 1,
-              gpus_per_cell: float | None = None, local_cpus: int | None = None,
+def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str | None = None,
+              cpus_per_cell: int = 1, gpus_per_cell: float | None = None, local_cpus: int | None = None,
               cache_dir: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
               cell_function: CellFunction = run_cell, progress: bool = True) -> SweepRun:
     """Run the grid's missing cells as Ray tasks; each writes ``<output_dir>/alpha_split_sweep/<run-id>.json``.
@@ -412,8 +387,10 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
     Args:
         grid: from :func:`sweep_grid`.
         output_dir: results folder (e.g. ``results``); on a cluster, storage every node writes to.
-        address: a Ray cluster (``"auto"``, ``"ray://head:10001"``); empty starts Ray on this machine
-            with ``local_cpus`` CPUs (default all). Ray already initialised is used as it is.
+        address: a Ray cluster (``"auto"``, ``"<head>:6379"``, ``"ray://<head>:10001"``); None (default)
+            follows Ray's ``$RAY_ADDRESS``; empty, or None with ``$RAY_ADDRESS`` unset, starts Ray on this
+            machine with ``local_cpus`` CPUs (default all); see :mod:`nablatau.cluster`. Ray already
+            initialised is used as it is.
         cpus_per_cell: CPUs each task declares; it also sets the task's torch threads.
         gpus_per_cell: GPU fraction each task declares (0.25 = four cells per GPU); ``None`` = 0.25
             when the cluster has GPUs, else 0.
@@ -427,7 +404,8 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
         A :class:`SweepRun`.
 
     Raises:
-        ConfigError: resources the cluster cannot provide.
+        ConfigError: a cluster that cannot be reached (at once, naming its address), or resources it
+            cannot provide.
         SweepError: some cells failed; the message lists them, the finished ones are saved, and
             a rerun retries only the failed ones.
     """
@@ -437,7 +415,7 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
         problems.append(f"cpus_per_cell must be a positive integer, got {cpus_per_cell!r}")
     if gpus_per_cell is not None and not (is_number(gpus_per_cell) and 0 <= gpus_per_cell <= 1):
         problems.append(f"gpus_per_cell must be a GPU fraction in [0, 1] (e.g. 0.25) or None, got {gpus_per_cell!r}")
-    if not address and local_cpus is not None and is_int(cpus_per_cell) and cpus_per_cell > local_cpus:
+    if not resolve_address(address) and local_cpus is not None and is_int(cpus_per_cell) and cpus_per_cell > local_cpus:
         problems.append(f"cpus_per_cell={cpus_per_cell} exceeds local_cpus={local_cpus}: no task could start; "
                         "lower cpus_per_cell")
     raise_if_any(problems)
@@ -454,7 +432,7 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
 
     import ray
 
-    started_here = _start_ray(address, local_cpus)
+    started_here = start_ray(address, local_cpus)
     failed: dict[str, str] = {}
     pending: dict[Any, Cell | str] = {}
     try:
@@ -495,7 +473,7 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str = 
                     if isinstance(what, Cell):
                         run.ran.append(what)
                 except Exception as error:  # noqa: BLE001 - every failure is reported at the end
-                    failed[name] = _error_line(error)
+                    failed[name] = error_line(error)
                 if isinstance(what, Cell):
                     bar.update(1)
                 state = "failed" if name in failed else "done"
