@@ -6,7 +6,8 @@
 
 Modules: :mod:`~nablatau.nabla_tau` (the algorithm), :mod:`~nablatau.loop` (the epoch loop it shares with
 the baselines), :mod:`~nablatau.baselines` (finetune, NegGrad+, SCRUB, Amnesiac, Bad Teacher, SSD, and
-retraining from scratch, the reference), :mod:`~nablatau.mia` (attacks), :mod:`~nablatau.metrics`,
+retraining from scratch, the reference), :mod:`~nablatau.methods` (every unlearning method by name,
+∇τ included: ``nablatau.METHODS``), :mod:`~nablatau.mia` (attacks), :mod:`~nablatau.metrics`,
 :mod:`~nablatau.data`, :mod:`~nablatau.models`, :mod:`~nablatau.train`, :mod:`~nablatau.profiles`,
 :mod:`~nablatau.runner` (the experiment runner), :mod:`~nablatau.removal` (the notebooks' experiments),
 :mod:`~nablatau.sweep` (α₀ × fraction on Ray), :mod:`~nablatau.tables`, :mod:`~nablatau.figures`,
@@ -29,7 +30,7 @@ _NAMES = {
     "mia": ("MIAResult", "population_mia"),
     "models": ("TextClassifier", "resnet18"),
     "train": ("CIFAR_RECIPE", "GOEMOTIONS_RECIPE", "CheckpointCache", "TrainRecipe"),
-    "baselines": ("METHODS",),
+    "methods": ("METHODS",),
     "nabla_tau": ("UnlearnResult", "alpha_at", "default_alpha0", "default_epochs", "refreshes_target_loss",
                   "unlearn"),
 }
@@ -58,6 +59,6 @@ __all__ = [
     "DataNotFoundError", "DivergenceError", "GOEMOTIONS_RECIPE", "MIAResult", "NablatauError",
     "ShapeError", "TextClassifier", "TrainRecipe", "UnlearnResult", "UnlearningSplits", "alpha_at",
     "baselines", "class_forget_split", "data", "default_alpha0", "default_epochs", "evaluate", "load_cifar",
-    "load_goemotions", "loaders", "losses", "make_splits", "models", "population_mia",
+    "load_goemotions", "loaders", "losses", "make_splits", "methods", "models", "population_mia",
     "random_forget_split", "refreshes_target_loss", "resnet18", "split_heldout", "train", "unlearn",
 ]

@@ -3,6 +3,10 @@
 ∇τ is task-agnostic because it only needs a per-sample loss (Trippa et al. 2024, Sec. 3). The two
 built-ins cover the paper's settings: multiclass cross-entropy (CIFAR) and multilabel
 BCE-with-logits averaged over labels (GoEmotions, as in the authors' text notebooks).
+:data:`TRAIN_LOSS` maps each task to the one every method trains with when given no ``loss``.
+
+    >>> TASKS, loss_name(TRAIN_LOSS["multilabel"])
+    (('multiclass', 'multilabel'), 'multilabel_bce')
 """
 
 from __future__ import annotations
@@ -60,3 +64,25 @@ def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy of the softmax over logits, per sample (the entropy attack's score)."""
     log_probs = F.log_softmax(logits.float(), dim=1)
     return -(log_probs.exp() * log_probs).sum(dim=1)
+
+
+#: The training loss each task uses when a method is given no ``loss`` (the reference notebooks' losses).
+#: It lives here, beside the losses, so that ∇τ and the baselines (whose finetune runs ∇τ) both read it
+#: without importing each other.
+TRAIN_LOSS: dict[str, PerSampleLoss] = {"multiclass": cross_entropy, "multilabel": multilabel_bce}
+
+#: The tasks: ``"multiclass"`` (class-id targets) and ``"multilabel"`` (multi-hot targets).
+TASKS = tuple(TRAIN_LOSS)
+
+
+def task_problems(task: str) -> list[str]:
+    """``[]`` for a known task, else the one message that names the choices."""
+    if task in TASKS:
+        return []
+    return [f"task must be one of {TASKS}, got {task!r}; use 'multiclass' for class-id targets and "
+            "'multilabel' for multi-hot targets"]
+
+
+def loss_name(loss: PerSampleLoss) -> str:
+    """How a config records ``loss``: its ``__name__``, or its repr."""
+    return getattr(loss, "__name__", repr(loss))

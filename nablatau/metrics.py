@@ -25,10 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .errors import ConfigError
-from .losses import PerSampleLoss, cross_entropy, multilabel_bce_sum
+from .losses import TASKS, PerSampleLoss, cross_entropy, multilabel_bce_sum
 from .mia import population_mia, predict, sample_scores
-
-TASKS = ("multiclass", "multilabel")
 
 #: The per-sample score the loss attack uses for each task (the reference sums BCE over labels).
 ATTACK_LOSS: dict[str, PerSampleLoss] = {"multiclass": cross_entropy, "multilabel": multilabel_bce_sum}

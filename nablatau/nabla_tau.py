@@ -35,7 +35,7 @@ from .batches import forward, model_device, unpack
 from .errors import ConfigError, raise_if_any
 from .loop import (EpochCallback, EpochLoop, RunningMean, UnlearnResult, autocast, cycle, dataset_size,
                    finite_step)
-from .losses import PerSampleLoss, cross_entropy
+from .losses import TRAIN_LOSS, PerSampleLoss, cross_entropy, loss_name, task_problems
 
 # EpochCallback, UnlearnResult, dataset_size and finite_step live in :mod:`nablatau.loop`; they are
 # re-exported here, where they were defined before and are still imported from.
@@ -126,7 +126,6 @@ def unlearn(
     retain: DataLoader,
     val: DataLoader,
     *,
-    loss: PerSampleLoss = cross_entropy,
     alpha0: float | None = None,
     epochs: int | None = None,
     epochs_multiplier: float = 6,
@@ -134,19 +133,23 @@ def unlearn(
     lr_end_factor: float | None = 0.1,
     refresh_every: int = 5,
     ascent: str = "one_sided",
+    task: str = "multiclass",
+    loss: PerSampleLoss | None = None,
     train_mode: bool = False,
-    callback: EpochCallback | None = None,
     seed: int | None = None,
     progress: bool = True,
+    callback: EpochCallback | None = None,
 ) -> UnlearnResult:
     """Unlearn ``forget`` from ``model`` in place with ∇τ.
+
+    ∇τ is called like every baseline (the convention is documented once in :mod:`nablatau.baselines`),
+    so experiment loops look every method up by name in :data:`nablatau.methods.METHODS`.
 
     Args:
         model: a trained model; it is updated in place.
         forget, retain, val: loaders of the samples to forget, the samples to keep, and held-out
             samples that set the target loss L̄_val. Batches are ``(inputs, targets)`` or dicts with
             ``"labels"``.
-        loss: per-sample loss ``(logits, targets) -> Tensor[batch]`` (see :mod:`nablatau.losses`).
         alpha0: initial weight of the ascent term; default :func:`default_alpha0`.
         epochs: passes over the forget loader; default :func:`default_epochs` with ``epochs_multiplier``.
         lr: AdamW learning rate (reference: 1e-3 for images, 3e-4 for text).
@@ -155,22 +158,27 @@ def unlearn(
         refresh_every: recompute L̄_val every this many epochs (:func:`refreshes_target_loss`).
         ascent: ``"one_sided"`` (default: ReLU(Δ)², the paper and the image notebooks) or
             ``"two_sided"`` (Δ², the reference text notebook); see :func:`nablatau_objective`.
+        task: ``"multiclass"`` (class-id targets) or ``"multilabel"`` (multi-hot targets); it only picks
+            the default ``loss``, since ∇τ needs nothing of the task but a per-sample loss.
+        loss: per-sample loss ``(logits, targets) -> Tensor[batch]`` (see :mod:`nablatau.losses`);
+            default the task's :data:`~nablatau.losses.TRAIN_LOSS`, ``cross_entropy`` (multiclass) or
+            ``multilabel_bce`` (multilabel). An explicit ``loss`` is used whatever the task.
         train_mode: run the steps in train mode. The reference keeps vision models in eval mode so
             BatchNorm statistics stay frozen, and uses train mode (dropout) for text and in its α₀
             sweep. L̄_val is always measured in eval mode, as the reference does (``net.eval()``
             before the validation pass), so dropout does not inflate the target.
+        seed: seeds torch before the loop (dropout in train mode); loaders carry their own seeds.
+        progress: show progress over epochs (:mod:`nablatau.progress`: a live bar, or one line for a batch run).
         callback: called as ``callback(epoch, model)`` after each epoch; a returned mapping is added
             to that epoch's history row (e.g. MIA and accuracy for curves over epochs). Its time is
             kept out of ``wall_time_s`` and ``elapsed_s`` and reported as ``config["callback_s"]``.
-        seed: seeds torch before the loop (dropout in train mode); loaders carry their own seeds.
-        progress: show progress over epochs (:mod:`nablatau.progress`: a live bar, or one line for a batch run).
 
     Returns:
         An :class:`UnlearnResult` with the resolved settings, a history row per epoch (forget loss,
         L̄_val, α, lr, elapsed seconds) and the wall time.
 
     Raises:
-        ConfigError: empty loaders or out-of-range settings.
+        ConfigError: empty loaders, an unknown task or out-of-range settings, all listed at once.
         ShapeError: targets that do not fit ``loss``.
         DivergenceError: a NaN or infinite loss; the model keeps the weights of the last good step and
             the error carries the history so far.
@@ -188,13 +196,14 @@ def unlearn(
         >>> result.history[-1]["alpha"] > 0
         True
     """
-    _validate(forget, retain, val, alpha0, epochs, lr, refresh_every, ascent)
+    _validate(forget, retain, val, alpha0, epochs, lr, refresh_every, ascent, task)
     alpha0, epochs = _resolve_rules(forget, retain, alpha0, epochs, epochs_multiplier)
+    loss = TRAIN_LOSS[task] if loss is None else loss
     restart_every = retain_restart_period(len(retain), len(forget))
     config = dict(
-        method="nablatau", alpha0=alpha0, epochs=epochs, lr=lr, optimizer="adamw",
+        method="nablatau", task=task, alpha0=alpha0, epochs=epochs, lr=lr, optimizer="adamw",
         lr_end_factor=lr_end_factor, refresh_every=refresh_every, ascent=ascent, train_mode=train_mode,
-        retain_restart_every=restart_every, n_forget=dataset_size(forget),
+        retain_restart_every=restart_every, loss=loss_name(loss), n_forget=dataset_size(forget),
         n_retain=dataset_size(retain), n_val=dataset_size(val), seed=seed,
     )
     if epochs == 0:
@@ -277,8 +286,10 @@ def _resolve_rules(forget: DataLoader, retain: DataLoader, alpha0: float | None,
 
 
 def _validate(forget: DataLoader, retain: DataLoader, val: DataLoader, alpha0: float | None,
-              epochs: int | None, lr: float, refresh_every: int, ascent: str = "one_sided") -> None:
-    problems = []
+              epochs: int | None, lr: float, refresh_every: int, ascent: str = "one_sided",
+              task: str = "multiclass") -> None:
+    """Raise one ConfigError listing every problem of the call, before the model is touched."""
+    problems = task_problems(task)
     for name, loader in (("forget", forget), ("retain", retain), ("val", val)):
         if len(loader) == 0:
             problems.append(f"the {name} loader is empty; pass a DataLoader over at least one sample")

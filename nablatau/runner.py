@@ -44,10 +44,11 @@ from .errors import ConfigError, DivergenceError, raise_if_any
 from .metrics import evaluate, label_prior_accuracy
 from .mia import predict
 from .losses import PerSampleLoss, cross_entropy
+from .methods import method
 from .results import load_results, results_path, save_results
 from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table, round_accuracy
 from .train import LAST_BATCH, CheckpointCache, TrainRecipe, recipe_spec, train, training_loader
-from .nabla_tau import UnlearnResult, unlearn
+from .nabla_tau import UnlearnResult
 
 #: Models every removal run has besides the methods.
 REFERENCE_MODELS = ("original", "retrain")
@@ -173,20 +174,6 @@ def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, sett
 # --- Methods -------------------------------------------------------------------------------------
 
 
-def method_function(name: str) -> Callable[..., UnlearnResult]:
-    """``nablatau.unlearn`` for "nablatau", else the baseline of that name (see ``baselines.METHODS``).
-
-    Raises:
-        ConfigError: an unknown name, listing the known ones.
-    """
-    from .baselines import METHODS  # imported here: baselines imports this package's core modules
-
-    functions = {"nablatau": unlearn, **METHODS}
-    if name not in functions:
-        raise ConfigError(f"unknown method {name!r}; choose from {sorted(functions)}")
-    return functions[name]
-
-
 #: Settings the runner itself reads (and removes) before calling a method.
 RUNNER_SETTINGS = ("batch_size",)
 
@@ -194,8 +181,8 @@ RUNNER_SETTINGS = ("batch_size",)
 def check_methods(methods: Sequence[str], method_settings: Mapping[str, Mapping[str, Any]]) -> None:
     """Fail before any work on an unknown method, a setting a method does not take, or settings of no method.
 
-    A method that also takes ``**kwargs`` (the baselines' shared settings) refuses unknown ones itself,
-    with a ``TypeError``, when it is called.
+    Methods are looked up in :data:`nablatau.methods.METHODS`. A method that also takes ``**kwargs``
+    (the baselines' shared settings) refuses unknown ones itself, with a ``TypeError``, when it is called.
 
     Raises:
         ConfigError: listing every problem, with the valid names.
@@ -203,7 +190,7 @@ def check_methods(methods: Sequence[str], method_settings: Mapping[str, Mapping[
     problems = []
     for name in methods:
         try:
-            parameters = inspect.signature(method_function(name)).parameters
+            parameters = inspect.signature(method(name)).parameters
         except ConfigError as error:
             problems.append(str(error))
             continue
@@ -223,7 +210,8 @@ def run_method(name: str, model: nn.Module, splits: UnlearningSplits, settings: 
                batch_size: int, seed: int = 0, collate_fn: Callable | None = None,
                device: torch.device | None = None, callback: Callable | None = None,
                progress: bool = True) -> UnlearnResult:
-    """Run method ``name`` on ``model`` (in place) with fresh loaders over ``splits``, seeded with ``seed``.
+    """Run method ``name`` of :data:`nablatau.methods.METHODS` on ``model`` (in place) with fresh loaders over
+    ``splits``, seeded with ``seed``.
 
     Fresh, identically seeded loaders for every method: its batches do not depend on which methods
     ran before it, so a resumed run gives the numbers of an uninterrupted one. ``settings`` are the
@@ -235,8 +223,8 @@ def run_method(name: str, model: nn.Module, splits: UnlearningSplits, settings: 
     settings = dict(settings)
     batches = loaders(splits, batch_size=settings.pop("batch_size", batch_size), seed=seed, collate_fn=collate_fn,
                       device=device)
-    return method_function(name)(model, batches["forget"], batches["retain"], batches["val"], seed=seed,
-                                 progress=progress, callback=callback, **settings)
+    return method(name)(model, batches["forget"], batches["retain"], batches["val"], seed=seed, progress=progress,
+                        callback=callback, **settings)
 
 
 def measuring_loaders(splits: UnlearningSplits | Mapping[str, Dataset], batch_size: int, *,
@@ -244,37 +232,6 @@ def measuring_loaders(splits: UnlearningSplits | Mapping[str, Dataset], batch_si
     """Loaders in a fixed order of every split but ``val``: what every model is measured on."""
     in_order = loaders(splits, batch_size=batch_size, collate_fn=collate_fn, device=device, shuffle=False)
     return {name: loader for name, loader in in_order.items() if name != "val"}
-
-
-def compare_methods(original: nn.Module, splits: UnlearningSplits, methods: Sequence[str], *, batch_size: int,
-                    collate_fn: Callable | None = None,
-                    method_settings: Mapping[str, Mapping[str, Any]] | None = None, task: str = "multiclass",
-                    evaluated: Sequence[str] = ("retain", "forget", "test"),
-                    attack: tuple[str, str] = ("forget", "test"), seed: int = 0,
-                    progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Run every method on its own copy of an in-memory ``original`` and measure it; nothing is saved.
-
-    :func:`run_experiment`'s method step without the results file: each method gets fresh loaders
-    (:func:`run_method`) and every model is measured in a fixed order. ``method_settings[name]`` holds
-    keyword arguments for that method. Returns, per method, the :func:`~nablatau.metrics.evaluate`
-    metrics plus ``runtime_s``, the resolved ``config`` and the per-epoch ``history``.
-
-    Raises:
-        ConfigError: an unknown method, or settings of a method not run (before any work).
-    """
-    method_settings = method_settings or {}
-    check_methods(methods, method_settings)
-    in_order = loaders(splits, batch_size=batch_size, collate_fn=collate_fn, shuffle=False)
-    measured = {name: in_order[name] for name in dict.fromkeys([*evaluated, *attack])}
-    outcome = {}
-    for name in methods:
-        model = copy.deepcopy(original)
-        result = run_method(name, model, splits, method_settings.get(name, {}), batch_size=batch_size, seed=seed,
-                            collate_fn=collate_fn, progress=progress)
-        outcome[name] = {**evaluate(model, measured, task=task, attack=attack, seed=seed),
-                         "runtime_s": result.wall_time_s, "config": result.config, "history": result.history}
-        del model
-    return outcome
 
 
 # --- Is the gold standard sound? -------------------------------------------------------------------
@@ -465,7 +422,7 @@ def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Se
         notebook: names the results folder, ``<output_dir>/<notebook>/<run-id>.json``.
         config: everything that determines the numbers; its hash names the results file.
         setup: builds the :class:`Setup` (loads the data); called only when a model is still missing.
-        methods: ∇τ (``"nablatau"``) and baselines by name; original and retrain always run.
+        methods: names in :data:`nablatau.methods.METHODS` (∇τ is ``"nablatau"``); original and retrain always run.
         method_settings: keyword arguments per method (checked against each method before any work).
         output_dir: root folder of the results files.
 

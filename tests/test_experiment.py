@@ -1,5 +1,7 @@
 """Profiles are deltas over the paper's settings; unknown names and keys are errors."""
 
+import copy
+
 import pytest
 import torch
 from torch.utils.data import TensorDataset
@@ -93,37 +95,55 @@ def _tiny_splits(n_forget=16, n_retain=48):
                             test=make(n_forget + n_retain + 16, None))
 
 
-def test_compare_methods_runs_each_on_a_copy_and_reports_metrics():
-    from nablatau.runner import compare_methods
+def _weights(model):
+    return {key: value.clone() for key, value in model.state_dict().items()}
+
+
+def test_run_method_gives_a_method_fresh_loaders_so_it_measures_the_same_alone_and_after_another():
+    from nablatau.metrics import evaluate
+    from nablatau.runner import measuring_loaders, run_method
     from nablatau.tables import ranking, results_table
 
     torch.manual_seed(0)
-    original = torch.nn.Linear(4, 3)
-    before = {k: v.clone() for k, v in original.state_dict().items()}
-    runs = compare_methods(original, _tiny_splits(), ["nablatau", "finetune"], batch_size=8, progress=False,
-                           method_settings={"nablatau": {"epochs": 2}, "finetune": {"epochs": 2}})
-    # Each method gets fresh loaders: run alone, finetune gives the same numbers as after ∇τ.
-    alone = compare_methods(original, _tiny_splits(), ["finetune"], batch_size=8, progress=False,
-                            method_settings={"finetune": {"epochs": 2}})
-    assert alone["finetune"]["forget_mean_loss"] == runs["finetune"]["forget_mean_loss"]  # same weights
-    assert all(torch.equal(before[k], v) for k, v in original.state_dict().items())  # untouched
-    assert runs["nablatau"]["config"]["method"] == "nablatau" and runs["finetune"]["config"]["alpha0"] == 0.0
-    assert {"test_acc", "mia_loss", "runtime_s", "history"} <= runs["nablatau"].keys()
-    models = {**runs, "retrain": {**runs["finetune"], "mia_loss": runs["nablatau"]["mia_loss"], "runtime_s": 2.0}}
+    original, splits = torch.nn.Linear(4, 3), _tiny_splits()
+    before = _weights(original)
+    settings = {"nablatau": {"epochs": 2}, "finetune": {"epochs": 2}}
+    measured = measuring_loaders(splits, batch_size=8)
+    models, results, weights = {}, {}, {}
+    for name in ("nablatau", "finetune"):  # in turn, each on its own copy, as run_experiment runs them
+        model = copy.deepcopy(original)
+        results[name] = run_method(name, model, splits, settings[name], batch_size=8, progress=False)
+        weights[name] = _weights(model)
+        models[name] = {**evaluate(model, measured), "runtime_s": results[name].wall_time_s}
+    alone = copy.deepcopy(original)
+    run_method("finetune", alone, splits, settings["finetune"], batch_size=8, progress=False)
+
+    assert all(torch.equal(weights["finetune"][key], value) for key, value in _weights(alone).items())
+    alone_metrics = evaluate(alone, measured)
+    assert alone_metrics == {key: models["finetune"][key] for key in alone_metrics}
+    assert all(torch.equal(before[key], value) for key, value in original.state_dict().items())  # copies only
+    assert not torch.equal(weights["nablatau"]["weight"], before["weight"])  # the method updated its copy
+    assert results["nablatau"].config["method"] == "nablatau" and results["finetune"].config["alpha0"] == 0.0
+    assert {"test_acc", "mia_loss"} <= models["nablatau"].keys()
+    models["retrain"] = {**models["finetune"], "mia_loss": models["nablatau"]["mia_loss"], "runtime_s": 2.0}
     assert ranking(models)[0] == ("nablatau", 0.0)
     assert [name for name, _ in ranking({**models, "original": models["retrain"]})] == ["nablatau", "finetune"]
     table = results_table(models)
     assert table.loc["retrain", "runtime_vs_retrain"] == 1.0 and list(table.index) == ["nablatau", "finetune", "retrain"]
 
 
-def test_compare_methods_refuses_unknown_methods_and_stray_settings_before_any_work():
-    from nablatau.runner import compare_methods
+def test_check_methods_refuses_unknown_methods_and_stray_settings_and_takes_the_shared_ones():
+    from nablatau.runner import check_methods
     from nablatau.tables import ranking
 
     with pytest.raises(ConfigError, match=r"unknown method 'sdd'; choose from \['amnesiac'"):
-        compare_methods(torch.nn.Linear(4, 3), _tiny_splits(), ["nablatau", "sdd"], batch_size=8)
+        check_methods(["nablatau", "sdd"], {})
     with pytest.raises(ConfigError, match=r"not run: \['scrub'\]"):
-        compare_methods(torch.nn.Linear(4, 3), _tiny_splits(), ["nablatau"], batch_size=8, method_settings={"scrub": {}})
+        check_methods(["nablatau"], {"scrub": {}})
+    with pytest.raises(ConfigError, match=r"nablatau takes no settings \['alpha'\]; its settings are \['alpha0'"):
+        check_methods(["nablatau"], {"nablatau": {"alpha": 0.5}})
+    check_methods(["nablatau", "ssd"], {"nablatau": {"task": "multilabel", "loss": None, "batch_size": 4},
+                                        "ssd": {"task": "multilabel"}})
     with pytest.raises(ConfigError, match="reference model 'retrain' is missing"):
         ranking({"nablatau": {"mia_loss": 0.5}})
 

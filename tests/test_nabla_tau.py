@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import nablatau
 from nablatau.errors import ConfigError, DivergenceError, ShapeError
-from nablatau.losses import multilabel_bce
+from nablatau.losses import cross_entropy, multilabel_bce
 from nablatau.nabla_tau import (alpha_at, default_alpha0, default_epochs, mean_loss, nablatau_objective,
                               refreshes_target_loss, retain_restart_period)
 
@@ -264,6 +264,27 @@ def test_dict_batches_and_multilabel_loss_go_through_unchanged():
     assert mean_loss(model, loaders[0], multilabel_bce) != before
 
 
+def test_the_task_picks_the_default_loss_and_an_explicit_loss_runs_as_before():
+    text = [DataLoader(DictDataset(n, seed), batch_size=8) for n, seed in ((16, 1), (64, 2), (16, 3))]
+    images = [make_loader(16, seed=1), make_loader(80, seed=2), make_loader(24, seed=3)]
+    runs = {}
+    for label, loaders, kwargs in (
+        ("multilabel task", text, dict(task="multilabel")),
+        ("multilabel_bce", text, dict(loss=multilabel_bce)),
+        ("multiclass default", images, dict()),
+        ("cross_entropy", images, dict(loss=cross_entropy)),
+    ):
+        model = TinyTextModel() if loaders is text else tiny_model()
+        result = nablatau.unlearn(model, *loaders, alpha0=0.5, epochs=3, progress=False, **kwargs)
+        runs[label] = (weights(model), result.history, result.config)
+    for by_task, by_loss, task, loss in (("multilabel task", "multilabel_bce", "multilabel", "multilabel_bce"),
+                                         ("multiclass default", "cross_entropy", "multiclass", "cross_entropy")):
+        assert same_weights(runs[by_task][0], runs[by_loss][0])
+        assert [row["forget_loss"] for row in runs[by_task][1]] == [row["forget_loss"] for row in runs[by_loss][1]]
+        assert runs[by_task][2]["task"] == task and runs[by_task][2]["loss"] == runs[by_loss][2]["loss"] == loss
+    assert runs["multilabel_bce"][2]["task"] == "multiclass"  # an explicit loss is used whatever the task
+
+
 # --- Bad inputs -----------------------------------------------------------------------------------
 
 def test_empty_loaders_are_reported_together():
@@ -282,6 +303,16 @@ def test_out_of_range_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         nablatau.unlearn(tiny_model(), make_loader(16, seed=1), make_loader(80, seed=2),
                          make_loader(24, seed=3), progress=False, **kwargs)
+
+
+def test_an_unknown_task_is_refused_with_the_other_problems_before_the_model_is_touched():
+    model = tiny_model()
+    before = weights(model)
+    with pytest.raises(ConfigError, match=r"(?s)2 problems.*task must be one of \('multiclass', 'multilabel'\), "
+                                          r"got 'regression'.*lr must be > 0"):
+        nablatau.unlearn(model, make_loader(16, seed=1), make_loader(80, seed=2), make_loader(24, seed=3),
+                         task="regression", lr=0, progress=False)
+    assert same_weights(before, weights(model))
 
 
 def test_default_alpha0_above_one_asks_for_an_explicit_value():

@@ -54,8 +54,9 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import nablatau
-from nablatau.baselines import METHODS, retrain
+from nablatau.baselines import retrain
 from nablatau.data import UnlearningSplits, loaders
+from nablatau.methods import METHODS
 from nablatau.mia import predict
 from nablatau.train import TrainRecipe
 
@@ -125,12 +126,11 @@ def measure_all(device: str = "cpu") -> dict[str, dict[str, float]]:
         return {name: float(measured[name]) for name in METRICS}
 
     numbers = {"original": metrics(original), "retrain": metrics(retrained)}
-    functions = {"nablatau": nablatau.unlearn, **METHODS}
     for name, settings in SETTINGS.items():
         model, fresh = copy.deepcopy(original), batches()
         if name == "bad_teacher":
             settings = {**settings, "incompetent_teacher": mlp(11).to(device)}
-        functions[name](model, fresh["forget"], fresh["retain"], fresh["val"], seed=SEED, progress=False, **settings)
+        METHODS[name](model, fresh["forget"], fresh["retain"], fresh["val"], seed=SEED, progress=False, **settings)
         numbers[name] = metrics(model)
     return numbers
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import nablatau.runner as runner
-from nablatau import baselines
+from nablatau import baselines, methods
 from nablatau.data import load_cifar
 from nablatau.errors import ConfigError, DivergenceError
 from nablatau.profiles import IMAGE_METHOD_SETTINGS
@@ -90,7 +90,7 @@ def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, ci
     del saved["models"]["ssd"]
     copied.write_text(json.dumps(saved))
     calls = []
-    monkeypatch.setitem(baselines.METHODS, "ssd", _counting(baselines.ssd, calls))
+    monkeypatch.setitem(methods.METHODS, "ssd", _counting(baselines.ssd, calls))
     retrained, load_retrained = [], runner.retrained_model  # loaded to compare with, never trained again
     monkeypatch.setattr(runner, "retrained_model", lambda setup: retrained.append(load_retrained(setup)) or retrained[-1])
     resumed = _run(tmp_path, cifar)
@@ -116,7 +116,7 @@ def test_a_diverging_method_is_recorded_and_the_others_still_run(tmp_path, cifar
     def diverges(*args, **kwargs):
         raise DivergenceError("loss became nan; lower lr", epoch=0, step=3)
 
-    monkeypatch.setitem(baselines.METHODS, "ssd", diverges)
+    monkeypatch.setitem(methods.METHODS, "ssd", diverges)
     run = _run(tmp_path, cifar, methods=["ssd", "bad_teacher"])
     assert "loss became nan" in run.failed["ssd"]
     assert SCHEMA <= run.models["bad_teacher"].keys()

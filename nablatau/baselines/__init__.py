@@ -1,5 +1,8 @@
 """The unlearning baselines the ∇τ paper compares against, with the same calling convention as ∇τ.
 
+:data:`nablatau.methods.METHODS` is the registry of every unlearning method by name: ∇τ
+(``"nablatau"``) and the baselines of :data:`METHODS` here, each an ordinary entry called alike.
+
 - :func:`finetune`: fine-tuning on the retain set, run as ∇τ with α = 0 for the reference's fine-tuning
   epochs (:func:`finetune_epochs`), as in the ∇τ reference notebooks (Trippa et al. 2024, arXiv:2403.14339).
 - :func:`neggrad_plus`: NegGrad+, descent on the retain set and ascent on the forget set, weighted by β
@@ -18,19 +21,20 @@
   Brintrup, "Fast Machine Unlearning Without Retraining Through Selective Synaptic Dampening", AAAI 2024,
   arXiv:2308.07707).
 - :func:`retrain`: the gold standard, retraining from scratch on the retain set with a training recipe.
-  It is not in :data:`METHODS`: the experiment runner trains the retrained reference through its
-  checkpoint cache instead.
+  It is not in :data:`METHODS` (nor in :data:`nablatau.methods.METHODS`): the experiment runner trains
+  the retrained reference through its checkpoint cache instead.
 
 One module each (:mod:`~nablatau.baselines.finetune`, ...), and :mod:`~nablatau.baselines.common` for
 what they share.
 
-**The calling convention.** Every method is called like :func:`nablatau.unlearn`::
+**The calling convention.** Every method, ∇τ (:func:`nablatau.unlearn`) included, is called as::
 
     method(model, forget, retain, val, *, <its own settings>, task="multiclass", loss=None,
            train_mode=False, seed=None, progress=True, callback=None) -> UnlearnResult
 
 updates ``model`` in place, and works for multiclass (integer targets) and multilabel (multi-hot
-targets) tasks alike. :func:`retrain` takes a training ``recipe`` instead of unlearning settings (and no
+targets) tasks alike, so an experiment loop calls any entry of :data:`nablatau.methods.METHODS`
+the same way. :func:`retrain` takes a training ``recipe`` instead of unlearning settings (and no
 ``train_mode``). Each method's docstring documents its own settings, and where it uses a shared one
 differently; the shared parameters are:
 
@@ -38,11 +42,13 @@ differently; the shared parameters are:
   also when the method fails.
 - ``forget``, ``retain``, ``val``: DataLoaders of the samples to forget, the samples to keep and held-out
   samples, whose batches are ``(inputs, targets)`` tuples or dicts with ``"labels"``. ``val`` is
-  accepted by all of them for a uniform signature; only :func:`finetune` (through ∇τ) uses it.
+  accepted by all of them for a uniform signature; only ∇τ uses it, for its target loss L̄_val
+  (:func:`finetune` passes it to ∇τ, which at α = 0 never reads it).
 - ``task``: ``"multiclass"`` or ``"multilabel"``; picks the default loss (and the KL of the
-  distillation methods).
+  distillation methods). For ∇τ the default loss is all it picks.
 - ``loss``: per-sample loss ``(logits, targets) -> Tensor[batch]`` (see :mod:`nablatau.losses`); default
   :data:`TRAIN_LOSS` of the task, ``cross_entropy`` (multiclass) or ``multilabel_bce`` (multilabel).
+  An explicit ``loss`` is used whatever the task.
 - ``train_mode``: run the model in train mode during unlearning (the reference: eval for vision, so
   BatchNorm statistics stay frozen, train for text). Default False, except where a method says
   otherwise; teachers always run in eval mode.
@@ -81,16 +87,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..loop import UnlearnResult
+from ..losses import TRAIN_LOSS
 from .amnesiac import amnesiac, random_wrong_labels
 from .bad_teacher import bad_teacher
-from .common import TRAIN_LOSS, distillation_kl
+from .common import distillation_kl
 from .finetune import FINETUNE_EPOCH_RULES, finetune, finetune_epochs
 from .neggrad_plus import neggrad_plus
 from .retrain import retrain
 from .scrub import parameter_distance, scrub
 from .ssd import fisher_importance, ssd, training_set_batches
 
-#: Every baseline by name, for experiment loops (:func:`retrain`, the reference, is not one of them).
+#: Every baseline by name (:func:`retrain`, the reference, is not one of them).
+#: :data:`nablatau.methods.METHODS`, the registry experiment loops read, adds ∇τ to these.
 METHODS: dict[str, Callable[..., UnlearnResult]] = {
     "finetune": finetune,
     "neggrad_plus": neggrad_plus,

@@ -23,13 +23,14 @@ from torch.utils.data import DataLoader
 
 from ..batches import Inputs, forward
 from ..errors import ShapeError, raise_if_any
-from ..metrics import TASKS
 from ..loop import EpochCallback, EpochLoop, autocast, dataset_size, finite_step
-from ..losses import PerSampleLoss, cross_entropy, multilabel_bce
+from ..losses import TRAIN_LOSS, PerSampleLoss, loss_name, task_problems
 from ..train import OPTIMIZERS, TrainRecipe, make_optimizer
 
-#: The training loss each task uses when ``loss`` is not given (the reference notebooks' losses).
-TRAIN_LOSS: dict[str, PerSampleLoss] = {"multiclass": cross_entropy, "multilabel": multilabel_bce}
+# TRAIN_LOSS, loss_name and task_problems live in :mod:`nablatau.losses`, where ∇τ reads them too; the
+# baselines import them from here.
+__all__ = ["TRAIN_LOSS", "MethodLoop", "Shared", "SharedSettings", "distillation_kl", "loss_name", "method_optimizer",
+           "optimizer_problems", "reset_parameters", "sgd_momentum", "task_problems"]
 
 
 class SharedSettings(TypedDict, total=False):
@@ -220,22 +221,9 @@ def optimizer_problems(optimizer: str, momentum: float, weight_decay: float) -> 
     return problems
 
 
-def task_problems(task: str) -> list[str]:
-    """``[]`` for a known task, else the one message that names the choices."""
-    if task in TASKS:
-        return []
-    return [f"task must be one of {TASKS}, got {task!r}; use 'multiclass' for class-id targets and "
-            "'multilabel' for multi-hot targets"]
-
-
 def reset_parameters(model: nn.Module) -> None:
     """Re-initialise in place every submodule of ``model`` that has ``reset_parameters()`` (PyTorch's default init)."""
     for module in model.modules():
         reset = getattr(module, "reset_parameters", None)
         if callable(reset):
             reset()
-
-
-def loss_name(loss: PerSampleLoss) -> str:
-    """How a config records ``loss``: its ``__name__``, or its repr."""
-    return getattr(loss, "__name__", repr(loss))

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, raise_if_any
 from ..nabla_tau import UnlearnResult, default_epochs, unlearn
-from .common import Shared, SharedSettings, loss_name
+from .common import Shared, SharedSettings
 
 #: The reference's fine-tuning epoch rules, by modality (see :func:`finetune_epochs`).
 FINETUNE_EPOCH_RULES = ("images", "text")
@@ -86,9 +86,8 @@ def finetune(model: nn.Module, forget: DataLoader, retain: DataLoader, val: Data
     raise_if_any(problems)
     if epochs is None:
         epochs = finetune_epochs(len(retain), len(forget), epoch_rule)
-    loss = run.loss_function
-    result = unlearn(model, forget, retain, val, loss=loss, alpha0=0.0, epochs=epochs, lr=lr,
-                     lr_end_factor=lr_end_factor, train_mode=run.train_mode, callback=run.callback, seed=run.seed,
-                     progress=run.progress)
-    result.config.update(method="finetune", task=run.task, loss=loss_name(loss), epoch_rule=epoch_rule)
+    result = unlearn(model, forget, retain, val, alpha0=0.0, epochs=epochs, lr=lr, lr_end_factor=lr_end_factor,
+                     task=run.task, loss=run.loss, train_mode=run.train_mode, seed=run.seed, progress=run.progress,
+                     callback=run.callback)
+    result.config.update(method="finetune", epoch_rule=epoch_rule)
     return result
