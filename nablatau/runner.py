@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .batches import default_device
 from .data import UnlearningSplits, labels_of, loaders
@@ -207,7 +207,7 @@ def check_methods(methods: Sequence[str], method_settings: Mapping[str, Mapping[
 
 
 def run_method(name: str, model: nn.Module, splits: UnlearningSplits, settings: Mapping[str, Any], *,
-               batch_size: int, seed: int = 0, collate_fn: Callable | None = None,
+               batch_size: int, seed: int = 0, task: str = "multiclass", collate_fn: Callable | None = None,
                device: torch.device | None = None, callback: Callable | None = None,
                progress: bool = True) -> UnlearnResult:
     """Run method ``name`` of :data:`nablatau.methods.METHODS` on ``model`` (in place) with fresh loaders over
@@ -215,12 +215,13 @@ def run_method(name: str, model: nn.Module, splits: UnlearningSplits, settings: 
 
     Fresh, identically seeded loaders for every method: its batches do not depend on which methods
     ran before it, so a resumed run gives the numbers of an uninterrupted one. ``settings`` are the
-    method's keyword arguments; a ``batch_size`` among them replaces ``batch_size`` for its loaders.
+    method's keyword arguments; a ``batch_size`` among them replaces ``batch_size`` for its loaders, and
+    ``task`` is the experiment's unless they name one, so every method's config records the task it ran.
 
     Raises:
         DivergenceError: the method diverged (its history is attached).
     """
-    settings = dict(settings)
+    settings = {"task": task, **settings}
     batches = loaders(splits, batch_size=settings.pop("batch_size", batch_size), seed=seed, collate_fn=collate_fn,
                       device=device)
     return method(name)(model, batches["forget"], batches["retain"], batches["val"], seed=seed, progress=progress,
@@ -481,7 +482,7 @@ def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Se
             model = run.start(original)
             try:
                 result = run_method(name, model, run.splits, run.method_settings.get(name, {}), batch_size=batch_size,
-                                    seed=run.seed, collate_fn=run.collate_fn, device=run.device,
+                                    seed=run.seed, task=run.task, collate_fn=run.collate_fn, device=run.device,
                                     callback=track if name in run.tracked else None, progress=run.progress)
             except DivergenceError as error:  # recorded, and the other methods still run
                 models[name] = {"error": str(error), "history": getattr(error, "history", [])}

@@ -30,7 +30,6 @@ sweeps the main notebooks' procedure instead.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
