@@ -53,7 +53,7 @@ from .profiles import resolve_profile
 from .progress import progress_bar
 from .removal import profile_data
 from .results import results_path, save_results
-from .runner import checkpoint_key, default_device, reference_problems, trained_model
+from .runner import checkpoint_key, default_device, measuring_loaders, reference_problems, trained_model
 from .sweep_rule import NOTEBOOK, rule_alpha0
 from .train import CheckpointCache, recipe_spec
 from .nabla_tau import default_epochs, unlearn
@@ -260,8 +260,9 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
     A ∇τ cell unlearns the cached original with ``alpha0`` for ``min(default_epochs, max_epochs)``
     epochs in the cell's mode (the other settings are ∇τ's defaults); a retrain cell trains a fresh
     ResNet-18 on the retain set with the original's recipe (cached under ``cache_dir``). Both are
-    evaluated the same way: accuracy on retain/forget/test and the loss and entropy attacks (forget vs
-    test), on the held-out halves of :data:`HELDOUT_SEED`. A retrained model is also checked against the
+    measured as the removal runs measure (:func:`nablatau.runner.measuring_loaders`): accuracy on
+    retain/forget/test and the loss and entropy attacks (forget vs test), on the held-out halves of
+    :data:`HELDOUT_SEED`. A retrained model is also checked against the
     original (:func:`check_reference`).
     """
     start = time.perf_counter()
@@ -270,9 +271,9 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
     splits = make_splits(data.train, data.heldout, forget_fraction=cell.fraction, seed=cell.seed,
                          heldout_seed=HELDOUT_SEED)
     batches = loaders(splits, batch_size=settings["unlearn_batch_size"], seed=MODEL_SEED, device=device)
-    # Measured on these (shuffled) loaders after training, as every recorded sweep result was; the runner's
-    # fixed-order measuring (nablatau.runner.measuring_loaders) would change the attack's folds and numbers.
-    evaluated = {name: batches[name] for name in ("retain", "forget", "test")}
+    # Measured as every removal run measures its models (the runner's fixed-order loaders), so that a sweep
+    # cell and the notebooks' ∇τ are two numbers of one kind.
+    evaluated = measuring_loaders(splits, settings["unlearn_batch_size"], device=device)
     if cell.kind == "retrain":
         from .models import resnet18
 
@@ -296,7 +297,7 @@ def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_d
     metrics = evaluate(model, evaluated, seed=MODEL_SEED)
     entry = {**metrics, **entry}
     if cell.kind == "retrain":
-        entry.update(check_reference(entry, data, cache_dir, batches["test"]))
+        entry.update(check_reference(entry, data, cache_dir, evaluated["test"]))
     entry["cell_wall_s"] = time.perf_counter() - start
     return save_results(output_dir, NOTEBOOK, config=cell.config(), models={cell.kind: entry})
 
@@ -380,8 +381,8 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str | 
 
     Cells whose results file exists are skipped, so a rerun after a kill or a failure continues where
     it stopped. One task loads the profile's data and puts it in Ray's object store, one trains the
-    original model (or finds it in the cache); the retrain cells start once the data is there, the ∇τ
-    cells once the original is too. A failed cell does not stop the others.
+    original model (or finds it in the cache); every cell starts once both are there. A failed cell does
+    not stop the others.
 
     Args:
         grid: from :func:`sweep_grid`.
@@ -450,15 +451,14 @@ def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str | 
         data = task.options(name="load data").remote(load_sweep_data, cpus_per_cell, grid.dataset, grid.profile,
                                                      data_root)
         pending[data] = PREREQUISITES[0]
-        original = None
-        if any(cell.kind == "nablatau" for cell in missing):
-            original = task.options(name="original model").remote(_original_info, cpus_per_cell, data, cache_dir)
-            pending[original] = PREREQUISITES[1]
+        # Every cell needs the original: a ∇τ cell unlearns it, a retrain cell checks itself against it. One
+        # task trains it; the cells receive its info only to wait for it (Ray starts a task once its arguments
+        # exist), because the checkpoint cache has no lock and a cell finding no original would train its own.
+        original = task.options(name="original model").remote(_original_info, cpus_per_cell, data, cache_dir)
+        pending[original] = PREREQUISITES[1]
         for cell in missing:
-            # A ∇τ cell receives the original's info only to wait for it: Ray starts a task once its arguments exist.
-            after = (original,) if cell.kind == "nablatau" else ()
             ref = task.options(name=cell.label).remote(_run_after, cpus_per_cell, cell_function, cell, data,
-                                                       str(output_dir), cache_dir, *after)
+                                                       str(output_dir), cache_dir, original)
             pending[ref] = cell
         with progress_bar(total=len(cells), initial=len(done), desc=f"α₀ × fraction sweep ({grid.profile})",
                           unit="cell", enabled=progress) as bar:

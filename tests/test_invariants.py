@@ -38,8 +38,11 @@ from nablatau.data import load_cifar, load_goemotions, loaders, make_splits
 from nablatau.mia import predict
 from nablatau.profiles import resolve_profile
 from nablatau.removal import profile_data, run_removal, run_text_removal, run_train_original
-from nablatau.runner import checkpoint_key, trained_model
-from nablatau.sweep import load_sweep_data, run_cell, sweep_grid
+from nablatau.metrics import evaluate
+from nablatau.models import resnet18
+from nablatau.runner import checkpoint_key, measuring_loaders, trained_model
+from nablatau.sweep import HELDOUT_SEED, MODEL_SEED, load_sweep_data, run_cell, sweep_grid
+from nablatau.train import CheckpointCache
 
 pytestmark = pytest.mark.slow  # trains ResNet-18s and a text classifier on real data
 
@@ -195,6 +198,24 @@ def test_a_sweep_cell_measures_the_same_in_fresh_folders(real_data_dir, tmp_path
              for attempt in ("one", "two")]
     assert saved[0]["config"] == saved[1]["config"]
     assert_same(saved[1]["models"], saved[0]["models"], cell.label)
+
+
+def test_a_sweep_cell_measures_as_the_removal_runs_measure(real_data_dir, tmp_path):
+    # One measuring convention: a retrain cell's saved metrics are the runner's fixed-order measurement of
+    # the very model it trained (loaded back from the cache).
+    cell = sweep_grid("smoke").retrain_cells[0]
+    data = load_sweep_data("cifar10", "smoke", real_data_dir)
+    saved = json.loads(run_cell(cell, data, tmp_path, tmp_path / "checkpoints").read_text())["models"]["retrain"]
+    settings = resolve_profile("smoke")
+    splits = make_splits(data.train, data.heldout, forget_fraction=cell.fraction, seed=cell.seed,
+                         heldout_seed=HELDOUT_SEED)
+    model, info = trained_model(lambda: resnet18(data.num_classes), splits.retain, settings, seed=MODEL_SEED,
+                                key=checkpoint_key(settings, "retrain", dataset="cifar10",
+                                                   forget_fraction=cell.fraction, split_seed=cell.seed),
+                                cache=CheckpointCache(tmp_path / "checkpoints"), progress=False)
+    assert info["cached"]
+    measured = evaluate(model, measuring_loaders(splits, settings["unlearn_batch_size"]), seed=MODEL_SEED)
+    assert_same({key: saved[key] for key in measured}, measured, cell.label)
 
 
 def test_equal_means_equal_and_timings_are_left_out():
