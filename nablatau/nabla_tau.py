@@ -37,11 +37,10 @@ from .loop import (EpochCallback, EpochLoop, RunningMean, UnlearnResult, autocas
                    finite_step)
 from .losses import TRAIN_LOSS, PerSampleLoss, cross_entropy, loss_name, task_problems
 
-# EpochCallback, UnlearnResult, dataset_size and finite_step live in :mod:`nablatau.loop`; they are
-# re-exported here, where they were defined before and are still imported from.
-__all__ = ["ASCENTS", "EpochCallback", "UnlearnResult", "alpha_at", "dataset_size", "default_alpha0",
-           "default_epochs", "finite_step", "mean_loss", "nablatau_objective", "refreshes_target_loss",
-           "retain_restart_period", "unlearn"]
+# The callback and result types live in :mod:`nablatau.loop`, shared with the baselines; they are part of
+# unlearn's signature, so this module exports them with it.
+__all__ = ["ASCENTS", "EpochCallback", "UnlearnResult", "alpha_at", "default_alpha0", "default_epochs",
+           "mean_loss", "nablatau_objective", "refreshes_target_loss", "retain_restart_period", "unlearn"]
 
 
 # --- The paper's hyperparameter rules ------------------------------------------------------------

@@ -35,6 +35,15 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def plain(value: Any) -> Any:
+    """``value`` as the plain JSON values a results file holds (lists for tuples, dicts for dataclasses, ...).
+
+        >>> plain({"sizes": (1, 2), "path": Path("a")})
+        {'sizes': [1, 2], 'path': 'a'}
+    """
+    return json.loads(json.dumps(value, default=_plain))
+
+
 def environment() -> dict[str, Any]:
     """Library versions, device and time of the run."""
     import sklearn  # here, not at the top: only saving a run needs them (see the module docstring)

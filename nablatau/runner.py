@@ -45,7 +45,7 @@ from .metrics import evaluate, label_prior_accuracy
 from .mia import predict
 from .losses import PerSampleLoss, cross_entropy
 from .methods import method
-from .results import load_results, results_path, save_results
+from .results import load_results, plain, results_path, save_results
 from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table, round_accuracy
 from .train import LAST_BATCH, CheckpointCache, TrainRecipe, recipe_spec, train, training_loader
 from .nabla_tau import UnlearnResult
@@ -86,6 +86,19 @@ def is_tracked_epoch(epoch: int) -> bool:
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 19, 24, 29]
     """
     return epoch < TRACKED_FIRST_EPOCHS or (epoch + 1) % TRACKED_EVERY == 0
+
+
+def curve_end(history: Sequence[Mapping[str, Any]], final: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``history`` whose last epoch carries the final measurement's :data:`TRACKED_METRICS`: the curve ends where
+    the model ended (the last epoch need not be a tracked one).
+
+        >>> curve_end([{"epoch": 0}, {"epoch": 1}], {"mia_loss": 0.5, "mia_entropy": 0.5, "test_acc": 0.4,
+        ...                                            "forget_acc": 0.6, "kl_test": 0.1})[-1]
+        {'epoch': 1, 'mia_loss': 0.5, 'mia_entropy': 0.5, 'test_acc': 0.4, 'forget_acc': 0.6}
+    """
+    if not history:
+        return list(history)
+    return [*history[:-1], {**history[-1], **{key: final[key] for key in TRACKED_METRICS}}]
 
 
 # --- Trained models, cached ------------------------------------------------------------------------
@@ -488,14 +501,15 @@ def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Se
                 models[name] = {"error": str(error), "history": getattr(error, "history", [])}
                 print(f"{name} diverged: {error}")
             else:
-                models[name] = {**measure(model, keep_losses=name == "nablatau"), "runtime_s": result.wall_time_s,
-                                "config": result.config, "history": result.history}
-                if name in run.tracked and result.history:  # the curve ends where the model ended
-                    result.history[-1].update({key: models[name][key] for key in TRACKED_METRICS})
+                metrics = measure(model, keep_losses=name == "nablatau")
+                models[name] = {**metrics, "runtime_s": result.wall_time_s, "config": result.config,
+                                "history": curve_end(result.history, metrics) if name in run.tracked
+                                else result.history}
             del model
         if "original" in models and "retrain" in models:
             models["retrain"]["reference_problems"] = reference_problems(
                 models["original"], models["retrain"], subset_removal="forget_classes" not in run.forget)
         save_results(output_dir, notebook, config=config, models=models)
     del retrained
-    return RemovalRun.load(path, wanted)
+    # As plain JSON values, the types a resumed run reads from its file: a fresh run returns the same thing.
+    return RemovalRun(plain(config), plain({name: models[name] for name in wanted}), path)
