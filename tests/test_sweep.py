@@ -32,7 +32,8 @@ def sweep_env(real_data_dir, tmp_path_factory):
     """Ray on 2 local CPUs for the whole module, and one checkpoint cache shared by its tests."""
     import ray  # here: the tests that need no Ray (make test-fast) do not pay for importing it
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a new Ray here, whatever RAY_ADDRESS or the last `ray start` on this machine left to connect to.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     # Workers cannot import this test module: ship its functions (the failing cell below) by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield {"cache_dir": tmp_path_factory.mktemp("checkpoints"), "data_root": real_data_dir}
