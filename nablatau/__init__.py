@@ -9,8 +9,10 @@ the baselines), :mod:`~nablatau.baselines` (finetune, NegGrad+, SCRUB, Amnesiac,
 retraining from scratch, the reference), :mod:`~nablatau.methods` (every unlearning method by name,
 ∇τ included: ``nablatau.METHODS``), :mod:`~nablatau.mia` (attacks), :mod:`~nablatau.metrics`,
 :mod:`~nablatau.data`, :mod:`~nablatau.models`, :mod:`~nablatau.train`, :mod:`~nablatau.profiles`,
-:mod:`~nablatau.runner` (the experiment runner), :mod:`~nablatau.removal` (the notebooks' experiments),
-:mod:`~nablatau.sweep` (α₀ × fraction on Ray), :mod:`~nablatau.tables`, :mod:`~nablatau.figures`,
+:mod:`~nablatau.spec` (one model of one experiment), :mod:`~nablatau.setups` (what it runs on),
+:mod:`~nablatau.runner` (runs a spec), :mod:`~nablatau.runs` (an experiment's results),
+:mod:`~nablatau.removal` (the notebooks' experiments), :mod:`~nablatau.grid` (specs as Ray tasks),
+:mod:`~nablatau.cluster` (which Ray), :mod:`~nablatau.sweep` (α₀ × fraction), :mod:`~nablatau.tables`, :mod:`~nablatau.figures`,
 :mod:`~nablatau.results`, :mod:`~nablatau.losses`, :mod:`~nablatau.batches`, :mod:`~nablatau.errors`.
 """
 

@@ -128,6 +128,7 @@ def unlearn(
     alpha0: float | None = None,
     epochs: int | None = None,
     epochs_multiplier: float = 6,
+    max_epochs: int | None = None,
     lr: float = 1e-3,
     lr_end_factor: float | None = 0.1,
     refresh_every: int = 5,
@@ -151,6 +152,8 @@ def unlearn(
             ``"labels"``.
         alpha0: initial weight of the ascent term; default :func:`default_alpha0`.
         epochs: passes over the forget loader; default :func:`default_epochs` with ``epochs_multiplier``.
+        max_epochs: a cap on that rule, as the reference α₀ sweep's ``min(rule, 80)``; ignored when
+            ``epochs`` is given. The config then records it and the rule's own ``rule_epochs``.
         lr: AdamW learning rate (reference: 1e-3 for images, 3e-4 for text).
         lr_end_factor: LinearLR goes 1 → this over the epochs, stepped per epoch; ``None`` keeps
             the learning rate constant (the reference's text runs).
@@ -195,8 +198,10 @@ def unlearn(
         >>> result.history[-1]["alpha"] > 0
         True
     """
-    _validate(forget, retain, val, alpha0, epochs, lr, refresh_every, ascent, task)
+    _validate(forget, retain, val, alpha0, epochs, lr, refresh_every, ascent, task, max_epochs)
+    capped = epochs is None and max_epochs is not None
     alpha0, epochs = _resolve_rules(forget, retain, alpha0, epochs, epochs_multiplier)
+    rule_epochs, epochs = epochs, min(epochs, max_epochs) if capped else epochs
     loss = TRAIN_LOSS[task] if loss is None else loss
     restart_every = retain_restart_period(len(retain), len(forget))
     config = dict(
@@ -205,6 +210,8 @@ def unlearn(
         retain_restart_every=restart_every, loss=loss_name(loss), n_forget=dataset_size(forget),
         n_retain=dataset_size(retain), n_val=dataset_size(val), seed=seed,
     )
+    if capped:
+        config.update(max_epochs=max_epochs, rule_epochs=rule_epochs)
     if epochs == 0:
         return UnlearnResult(config=config)
     # With α₀ = 0 (fine-tuning, the reference's baseline) the forget pass and L̄_val would be computed
@@ -286,9 +293,13 @@ def _resolve_rules(forget: DataLoader, retain: DataLoader, alpha0: float | None,
 
 def _validate(forget: DataLoader, retain: DataLoader, val: DataLoader, alpha0: float | None,
               epochs: int | None, lr: float, refresh_every: int, ascent: str = "one_sided",
-              task: str = "multiclass") -> None:
+              task: str = "multiclass", max_epochs: int | None = None) -> None:
     """Raise one ConfigError listing every problem of the call, before the model is touched."""
     problems = task_problems(task)
+    if max_epochs is not None and not (isinstance(max_epochs, int) and not isinstance(max_epochs, bool)
+                                       and max_epochs >= 1):
+        problems.append(f"max_epochs must be a positive integer (the reference sweep caps at 80) or None, "
+                        f"got {max_epochs!r}")
     for name, loader in (("forget", forget), ("retain", retain), ("val", val)):
         if len(loader) == 0:
             problems.append(f"the {name} loader is empty; pass a DataLoader over at least one sample")

@@ -77,16 +77,18 @@ def results_path(output_dir: str | os.PathLike, notebook: str, config: dict[str,
 
 
 def save_results(output_dir: str | os.PathLike, notebook: str, *, config: dict[str, Any],
-                 models: dict[str, dict[str, Any]]) -> Path:
+                 models: dict[str, dict[str, Any]], worker_environment: dict[str, Any] | None = None) -> Path:
     """Write one run's results atomically and return the file's path.
 
     Saving again with the same ``config`` replaces the file, so a run can save after every model and a
     rerun picks up what is already there (:func:`results_path`, :func:`load_results`).
+    ``worker_environment``: where the model was computed when not in this process (a Ray worker's
+    :func:`environment`); default this process's.
     """
     path = results_path(output_dir, notebook, config)
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {"config": config, "environment": environment(), "models": models}
+    payload = {"config": config, "environment": worker_environment or environment(), "models": models}
     text = json.dumps(payload, indent=2, default=_plain)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -1,60 +1,54 @@
-"""The experiment runner: original → split → retrain → every method → measure → save, written once.
+"""Runs specs: trains (or loads) the models, runs the method, measures, and records the results file.
 
-Every removal experiment — random subset and class removal on images, text removal, the quickstart,
-the benchmark — is a :class:`Setup` (its data, model and task, built by :mod:`nablatau.removal`) run
-by :func:`run_experiment`:
+Every experiment is a set of :class:`~nablatau.spec.Spec` s, and :func:`run_spec` runs any one of them and
+returns its measured model:
 
-1. the original model is trained once on the whole training set, then loaded from the checkpoint
-   cache (:func:`original_model`; keys from :func:`checkpoint_key`, the one definition of them);
+1. the original is trained once on the whole training set, then loaded from the checkpoint cache
+   (:func:`original_model`; keys from :func:`checkpoint_key`, the one definition of them);
 2. the gold standard is trained from scratch on the retain split with the original's recipe
    (:func:`retrained_model`);
-3. every method runs on its own copy of the original, with fresh loaders seeded alike
-   (:func:`run_method`), so its batches do not depend on which methods ran before it;
-4. every model is measured the same way, on loaders in a fixed order (:func:`measuring_loaders`):
-   the attack's cross-validation folds follow the sample order, and a shuffled loader's order
-   depends on how often it was iterated;
-5. the results file is saved after every model, so a rerun (or one after a crash) skips every model
-   already measured and gives the numbers of an uninterrupted run. A method that raises
-   :class:`~nablatau.errors.DivergenceError` is recorded with its error and the others go on.
+3. a method runs on its own copy of the original, with fresh loaders seeded alike (:func:`run_method`),
+   so its batches do not depend on which methods ran before it in the same process;
+4. every model is measured the same way, on loaders in a fixed order (:func:`measuring_loaders`): the
+   attack's cross-validation folds follow the sample order, and a shuffled loader's order depends on
+   how often it was iterated. A comparison's models are also compared with the retrained model's
+   predictions (KL divergence, KS test).
 
-∇τ and finetuning (:data:`TRACKED_METHODS`) are also measured after their first epochs and then every
-few epochs on image runs, for the curves (:func:`is_tracked_epoch`). The α₀ sweep's cells
-(:func:`nablatau.sweep.run_cell`) use the same pieces one model at a time: :func:`checkpoint_key`,
-:func:`trained_model` and :func:`default_device`.
+:func:`record` writes a measured model into its experiment's results file (atomically; the models a file
+already holds are kept), so a rerun, or one after a crash, skips every model already measured and gives
+the numbers of an uninterrupted run. :func:`run_experiment` runs an experiment's specs in this process,
+sharing one :class:`Context` (data, models, predictions); :mod:`nablatau.grid` runs them as Ray tasks.
+A method that raises :class:`~nablatau.errors.DivergenceError` is recorded with its error.
+
+∇τ and finetuning are also measured after their first epochs and then every few epochs on image
+removal runs, for the curves (:func:`is_tracked_epoch`).
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from .batches import default_device
 from .data import UnlearningSplits, labels_of, loaders
-from .errors import ConfigError, DivergenceError, raise_if_any
-from .metrics import evaluate, label_prior_accuracy
-from .mia import predict
+from .errors import DivergenceError, raise_if_any
 from .losses import PerSampleLoss, cross_entropy
 from .methods import method
-from .results import load_results, plain, results_path, save_results
-from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table, round_accuracy
-from .train import LAST_BATCH, CheckpointCache, TrainRecipe, recipe_spec, train, training_loader
+from .metrics import accuracy, evaluate, label_prior_accuracy
+from .mia import predict
 from .nabla_tau import UnlearnResult
-
-#: Models every removal run has besides the methods.
-REFERENCE_MODELS = ("original", "retrain")
-
-#: Methods measured over their epochs (:func:`is_tracked_epoch`), for the MIA and test-accuracy curves.
-TRACKED_METHODS = ("nablatau", "finetune")
+from .results import load_results, plain, save_results
+from .runs import RemovalRun
+from .setups import Setup, setup_of
+from .spec import REFERENCE_MODELS, Spec
+from .tables import round_accuracy
+from .train import LAST_BATCH, CheckpointCache, TrainRecipe, recipe_spec, train, training_loader
 
 #: The splits on which every model's predictions are compared with the retrained model's (KL divergence).
 RETRAIN_COMPARED = ("forget", "test")
@@ -77,7 +71,7 @@ TRACKED_EVERY = 5
 
 def is_tracked_epoch(epoch: int) -> bool:
     """Whether the curves measure the model after ``epoch`` (0-based); the last epoch is added from the final
-    measurement (:func:`run_experiment`).
+    measurement (:func:`run_spec`).
 
     Forgetting a small fraction gives ∇τ and finetuning many short epochs, and measuring after each of them
     would cost more than the unlearning itself; the dip and recovery happen in the first epochs.
@@ -187,38 +181,6 @@ def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, sett
 # --- Methods -------------------------------------------------------------------------------------
 
 
-#: Settings the runner itself reads (and removes) before calling a method.
-RUNNER_SETTINGS = ("batch_size",)
-
-
-def check_methods(methods: Sequence[str], method_settings: Mapping[str, Mapping[str, Any]]) -> None:
-    """Fail before any work on an unknown method, a setting a method does not take, or settings of no method.
-
-    Methods are looked up in :data:`nablatau.methods.METHODS`. A method that also takes ``**kwargs``
-    (the baselines' shared settings) refuses unknown ones itself, with a ``TypeError``, when it is called.
-
-    Raises:
-        ConfigError: listing every problem, with the valid names.
-    """
-    problems = []
-    for name in methods:
-        try:
-            parameters = inspect.signature(method(name)).parameters
-        except ConfigError as error:
-            problems.append(str(error))
-            continue
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-            continue
-        unknown = sorted(set(method_settings.get(name, {})) - set(parameters) - set(RUNNER_SETTINGS))
-        if unknown:
-            problems.append(f"{name} takes no settings {unknown}; its settings are "
-                            f"{sorted(set(parameters) - {'model', 'forget', 'retain', 'val'})}")
-    unused = sorted(set(method_settings) - set(methods))
-    if unused:
-        problems.append(f"method_settings names methods that are not run: {unused}; add them to methods")
-    raise_if_any(problems)
-
-
 def run_method(name: str, model: nn.Module, splits: UnlearningSplits, settings: Mapping[str, Any], *,
                batch_size: int, seed: int = 0, task: str = "multiclass", collate_fn: Callable | None = None,
                device: torch.device | None = None, callback: Callable | None = None,
@@ -289,227 +251,179 @@ def reference_problems(original: Mapping[str, Any], retrained: Mapping[str, Any]
     return problems
 
 
-# --- One experiment --------------------------------------------------------------------------------
 
 
-@dataclass
-class Setup:
-    """A removal experiment, loaded: its data, its model and how each model is trained and measured.
+# --- Running a spec --------------------------------------------------------------------------------
 
-    :mod:`nablatau.removal` builds one per experiment (images, text); :func:`run_experiment` runs it.
-    """
 
-    settings: dict[str, Any]  # the resolved profile: recipe, unlearn_batch_size, ...
-    dataset: str  # names the checkpoints (:func:`checkpoint_key`)
-    train_set: Dataset  # the original's training set
-    splits: UnlearningSplits  # retain/forget from train_set; val/test (and extras) held out
-    build_model: Callable[[], nn.Module]
-    forget: dict[str, Any]  # what is removed: forget_fraction and split_seed, or forget_classes
-    method_settings: Mapping[str, Mapping[str, Any]]  # keyword arguments per method
-    seed: int = 0  # model initialisation, loader order, every method's seed and the attack's
-    loss: PerSampleLoss = cross_entropy
-    task: str = "multiclass"
-    collate_fn: Callable | None = None
-    attack: tuple[str, str] = ("forget", "test")
-    start: Callable[[nn.Module], nn.Module] = copy.deepcopy  # each method's copy of the original
-    tracked: Sequence[str] = TRACKED_METHODS
-    device: torch.device = field(default_factory=default_device)
-    cache: CheckpointCache | None = None
-    progress: bool = True
-
-    def trained(self, role: str, train_set: Dataset) -> tuple[nn.Module, dict]:
-        """The ``role`` model trained on ``train_set`` (or loaded from the cache)."""
-        key = checkpoint_key(self.settings, role, dataset=self.dataset, **(self.forget if role == "retrain" else {}))
-        return trained_model(self.build_model, train_set, self.settings, key=key, loss=self.loss,
-                             collate_fn=self.collate_fn, seed=self.seed, cache=self.cache, device=self.device,
-                             progress=self.progress)
+def _trained(setup: Setup, role: str, train_set: Dataset) -> tuple[nn.Module, dict]:
+    key = checkpoint_key(setup.settings, role, dataset=setup.dataset, **(setup.forget if role == "retrain" else {}))
+    return trained_model(setup.build_model, train_set, setup.settings, key=key, loss=setup.loss,
+                         collate_fn=setup.collate_fn, seed=setup.seed, cache=setup.cache, device=setup.device,
+                         progress=setup.progress)
 
 
 def original_model(setup: Setup) -> tuple[nn.Module, dict]:
     """The original: trained once on the whole training set, then loaded from the checkpoint cache."""
-    return setup.trained("original", setup.train_set)
+    return _trained(setup, "original", setup.train_set)
 
 
 def retrained_model(setup: Setup) -> tuple[nn.Module, dict]:
     """The gold standard: trained from scratch on the retain split with the original's recipe (cached too)."""
-    return setup.trained("retrain", setup.splits.retain)
+    return _trained(setup, "retrain", setup.splits.retain)
 
 
-@dataclass
-class RemovalRun:
-    """What one run measured, as saved in its results file at ``path``."""
+class Context:
+    """An experiment's :class:`~nablatau.setups.Setup` and what its specs share in one process: the original and
+    retrained models, the measuring loaders and the retrained model's predictions, each made on first use."""
 
-    config: dict[str, Any]
-    models: dict[str, dict[str, Any]]
-    path: Path
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
 
-    @classmethod
-    def load(cls, path: Path, wanted: Sequence[str]) -> RemovalRun:
-        """The run as its results file holds it (plain JSON values), restricted to the ``wanted`` models."""
-        saved = load_results(path)
-        return cls(saved["config"], {name: saved["models"][name] for name in wanted}, path)
+    @cached_property
+    def original(self) -> tuple[nn.Module, dict]:
+        return original_model(self.setup)
 
-    @property
-    def columns(self) -> list[str]:
-        """The metrics its table shows: text runs add F1, class removal the forgotten classes' test accuracy."""
-        text = self.config.get("settings", {}).get("experiment") == "text"
-        columns = list(TEXT_TABLE_COLUMNS if text else TABLE_COLUMNS)
-        if self.config.get("forget_classes") is not None:
-            columns[3:3] = ["test_forget_class_acc", "test_other_classes_acc"]
-        return columns
+    @cached_property
+    def retrained(self) -> tuple[nn.Module, dict]:
+        return retrained_model(self.setup)
 
-    @property
-    def table(self) -> pd.DataFrame:
-        """One row per model: its metrics, runtime and runtime relative to retraining."""
-        return results_table(self.measured, columns=self.columns)
+    @cached_property
+    def measured(self) -> dict[str, Any]:
+        setup = self.setup
+        return measuring_loaders(setup.measured_splits or setup.splits, setup.settings["unlearn_batch_size"],
+                                 collate_fn=setup.collate_fn, device=setup.device)
 
-    @property
-    def measured(self) -> dict[str, dict[str, Any]]:
-        """The models that finished, without the ones that failed."""
-        return {name: m for name, m in self.models.items() if "error" not in m}
+    @cached_property
+    def reference(self) -> dict[str, torch.Tensor] | None:
+        """The retrained model's logits on the forget and test samples, which every model is compared with."""
+        if not self.setup.compare_with_retrain:
+            return None
+        retrained = self.retrained[0]
+        return {name: predict(retrained, self.measured[name])[0] for name in RETRAIN_COMPARED if name in self.measured}
 
-    @property
-    def reference_problems(self) -> list[str]:
-        """Why the retrained model is not a sound reference (:func:`reference_problems`); empty when it is."""
-        return list(self.models.get("retrain", {}).get("reference_problems", []))
+    def measure(self, model: nn.Module, sample_losses: bool = False) -> dict[str, Any]:
+        setup = self.setup
+        return evaluate(model, self.measured, task=setup.task, attack=setup.attack, seed=setup.seed,
+                        sample_losses=sample_losses and setup.sample_losses, reference=self.reference)
 
-    @property
-    def failed(self) -> dict[str, str]:
-        """``{method: error message}`` for the methods that diverged."""
-        return {name: m["error"] for name, m in self.models.items() if "error" in m}
-
-    def history(self, name: str) -> pd.DataFrame:
-        """The per-epoch history of model ``name`` (training epochs for original and retrain)."""
-        return pd.DataFrame(self.models[name].get("history", []))
-
-
-def check_runs(runs: Mapping[int, RemovalRun], methods: Sequence[str]) -> None:
-    """Assert what every seed's results file must hold: the original, the retrained model and every method
-    of ``methods``, in order, each measured model with its table's fractions in [0, 1] and finite,
-    non-negative KL divergences. The notebooks end with it, so nbval fails on a wrong results file.
-
-    Raises:
-        AssertionError: naming the seed, the model and the metric.
-    """
-    for seed, run in runs.items():
-        assert list(run.models) == [*REFERENCE_MODELS, *methods], (seed, list(run.models))
-        for name, metrics in run.measured.items():
-            for key in run.columns:
-                value = metrics[key]
-                if key.startswith("kl_"):
-                    assert math.isfinite(value) and value >= 0, (seed, name, key, value)
-                elif key != "runtime_s":
-                    assert 0 <= value <= 1, (seed, name, key, value)
-
-
-def reference_report(runs: Mapping[int, RemovalRun]) -> str:
-    """One line per seed whose retrained model is an unsound reference (:func:`reference_problems`), or one
-    line saying every seed's is sound."""
-    unsound = {seed: run.reference_problems for seed, run in runs.items() if run.reference_problems}
-    if not unsound:
-        return f"The retrained gold standard passed its checks for every seed ({', '.join(map(str, runs))})."
-    return "\n".join(f"UNSOUND REFERENCE, seed {seed}: {'; '.join(problems)}. Its comparisons below are not "
-                     "evidence either way." for seed, problems in unsound.items())
-
-
-def saved_models(output_dir: str | Path, notebook: str, config: dict[str, Any],
-                 wanted: Sequence[str]) -> tuple[Path, dict[str, dict[str, Any]], RemovalRun | None]:
-    """What the results file of ``config`` already holds: ``(path, models, run)``.
-
-    ``run`` is the saved :class:`RemovalRun` when every ``wanted`` model is measured (nothing is left to
-    compute), else None; ``models`` are the ones measured so far, for a run to resume from.
-    """
-    path = results_path(output_dir, notebook, config)
-    models: dict[str, dict[str, Any]] = load_results(path)["models"] if path.exists() else {}
-    if not all(name in models for name in wanted):
-        return path, models, None
-    print(f"Every model is already measured in {path}; delete that file to measure again.")
-    return path, models, RemovalRun.load(path, wanted)
-
-
-def run_experiment(notebook: str, config: dict[str, Any], setup: Callable[[], Setup], *,
-                   methods: Sequence[str], method_settings: Mapping[str, Mapping[str, Any]],
-                   output_dir: str | Path) -> RemovalRun:
-    """Run (or resume) one removal experiment: the original, the retrained model, then every method.
-
-    Args:
-        notebook: names the results folder, ``<output_dir>/<notebook>/<run-id>.json``.
-        config: everything that determines the numbers; its hash names the results file.
-        setup: builds the :class:`Setup` (loads the data); called only when a model is still missing.
-        methods: names in :data:`nablatau.methods.METHODS` (∇τ is ``"nablatau"``); original and retrain always run.
-        method_settings: keyword arguments per method (checked against each method before any work).
-        output_dir: root folder of the results files.
-
-    Returns:
-        A :class:`RemovalRun`. A method that diverges is recorded with its error and the others still
-        run; ``run.failed`` lists them.
-
-    Raises:
-        ConfigError: an unknown method or setting, or a reference model among ``methods``.
-    """
-    methods = list(dict.fromkeys(methods))
-    clash = sorted(set(methods) & set(REFERENCE_MODELS))
-    if clash:
-        raise ConfigError(f"{clash} always run as the reference models; remove them from methods")
-    check_methods(methods, {name: method_settings[name] for name in methods if name in method_settings})
-    wanted = [*REFERENCE_MODELS, *methods]
-    path, models, saved = saved_models(output_dir, notebook, config, wanted)
-    if saved is not None:
-        return saved
-    todo = [name for name in wanted if name not in models]
-    if models:
-        print(f"Resuming {path}: {sorted(set(wanted) - set(todo))} already measured, running {todo}.")
-
-    run = setup()
-    original, original_info = original_model(run)
-    batch_size = run.settings["unlearn_batch_size"]
-    measured = measuring_loaders(run.splits, batch_size, collate_fn=run.collate_fn, device=run.device)
-    # The retrained model first (cached after its first training): every model, the original included,
-    # is compared with its predictions on the forget and test samples.
-    retrained, retrained_info = retrained_model(run)
-    reference = {name: predict(retrained, measured[name])[0] for name in RETRAIN_COMPARED if name in measured}
-
-    def measure(model: nn.Module, keep_losses: bool = False) -> dict[str, Any]:
-        return evaluate(model, measured, task=run.task, attack=run.attack, seed=run.seed, sample_losses=keep_losses,
-                        reference=reference)
-
-    def track(epoch: int, model: nn.Module) -> dict[str, Any]:
+    def track(self, epoch: int, model: nn.Module) -> dict[str, Any]:
+        """The curves' measurement after ``epoch`` (:func:`is_tracked_epoch`), on the attack's splits and test."""
         if not is_tracked_epoch(epoch):
             return {}
-        scores = evaluate(model, {name: measured[name] for name in dict.fromkeys([*run.attack, "test"])},
-                          task=run.task, attack=run.attack, seed=run.seed)
+        setup = self.setup
+        scores = evaluate(model, {name: self.measured[name] for name in dict.fromkeys([*setup.attack, "test"])},
+                          task=setup.task, attack=setup.attack, seed=setup.seed)
         return {key: scores[key] for key in TRACKED_METRICS}
 
-    for name in todo:
-        if name == "original":
-            models[name] = {**measure(original, keep_losses=True), "runtime_s": original_info["wall_time_s"],
-                            "label_prior_test_acc": label_prior_accuracy(labels_of(run.train_set),
-                                                                         labels_of(run.splits.test), run.task),
-                            "history": original_info.get("history", [])}
-        elif name == "retrain":
-            models[name] = {**measure(retrained, keep_losses=True), "runtime_s": retrained_info["wall_time_s"],
-                            "history": retrained_info.get("history", []),
-                            "config": {"recipe": run.settings["recipe"], "seed": run.seed,
-                                       "last_batch": LAST_BATCH, **run.forget}}
-        else:
-            model = run.start(original)
-            try:
-                result = run_method(name, model, run.splits, run.method_settings.get(name, {}), batch_size=batch_size,
-                                    seed=run.seed, task=run.task, collate_fn=run.collate_fn, device=run.device,
-                                    callback=track if name in run.tracked else None, progress=run.progress)
-            except DivergenceError as error:  # recorded, and the other methods still run
-                models[name] = {"error": str(error), "history": getattr(error, "history", [])}
-                print(f"{name} diverged: {error}")
-            else:
-                metrics = measure(model, keep_losses=name == "nablatau")
-                models[name] = {**metrics, "runtime_s": result.wall_time_s, "config": result.config,
-                                "history": curve_end(result.history, metrics) if name in run.tracked
-                                else result.history}
-            del model
-        if "original" in models and "retrain" in models:
-            models["retrain"]["reference_problems"] = reference_problems(
-                models["original"], models["retrain"], subset_removal="forget_classes" not in run.forget)
-        save_results(output_dir, notebook, config=config, models=models)
-    del retrained
-    # As plain JSON values, the types a resumed run reads from its file: a fresh run returns the same thing.
-    return RemovalRun(plain(config), plain({name: models[name] for name in wanted}), path)
+
+def train_spec(spec: Spec, *, context: Context | None = None, **runtime: Any) -> dict[str, Any]:
+    """Train ``spec``'s model into the checkpoint cache (or find it there), without measuring it.
+
+    ``runtime``: :func:`nablatau.setups.setup_of`'s ``data``, ``device``, ``cache`` and ``progress``.
+    Returns whether it was cached, its path and the training's wall time.
+    """
+    context = context or Context(setup_of(spec, **runtime))
+    _, info = context.original if spec.model == "original" else context.retrained
+    return {key: info[key] for key in ("cached", "path", "wall_time_s")}
+
+
+def run_spec(spec: Spec, *, context: Context | None = None, **runtime: Any) -> dict[str, Any]:
+    """Run ``spec`` and return its measured model, the entry its results file holds for it.
+
+    Trains what it needs that the checkpoint cache lacks. A method that diverges returns its error and
+    history instead of metrics. ``context``: shared with the experiment's other specs (else built from
+    ``runtime``: :func:`nablatau.setups.setup_of`'s ``data``, ``device``, ``cache`` and ``progress``).
+    """
+    context = context or Context(setup_of(spec, **runtime))
+    setup = context.setup
+    if spec.model == "original":
+        model, info = context.original
+        if not spec.saves:  # the sweep's original only trains
+            return {"runtime_s": info["wall_time_s"], "cached": info["cached"]}
+        test = setup.measured_splits["test"] if setup.measured_splits is not None else setup.splits.test
+        return {**context.measure(model, sample_losses=True), "runtime_s": info["wall_time_s"],
+                "label_prior_test_acc": label_prior_accuracy(labels_of(setup.train_set), labels_of(test), setup.task),
+                "n_train": len(setup.train_set), "n_test": len(test), "history": info.get("history", [])}
+    if spec.model == "retrain":
+        model, info = context.retrained
+        entry = {**context.measure(model, sample_losses=True), "runtime_s": info["wall_time_s"],
+                 "history": info.get("history", []),
+                 "config": {"recipe": setup.settings["recipe"], "seed": setup.seed, "last_batch": LAST_BATCH,
+                            **setup.forget}}
+        if "original" not in spec.file_models:  # a sweep cell's file holds no original to check it against
+            entry.update(original_check(context, entry))
+        return entry
+    model = setup.start(context.original[0])
+    tracked = spec.model in setup.tracked
+    try:
+        result = run_method(spec.model, model, setup.splits, spec.method_kwargs,
+                            batch_size=setup.settings["unlearn_batch_size"], seed=setup.seed, task=setup.task,
+                            collate_fn=setup.collate_fn, device=setup.device,
+                            callback=context.track if tracked else None, progress=setup.progress)
+    except DivergenceError as error:  # recorded, and the other methods still run
+        print(f"{spec.model} diverged: {error}")
+        return {"error": str(error), "history": getattr(error, "history", [])}
+    metrics = context.measure(model, sample_losses=spec.model == "nablatau")
+    return {**metrics, "runtime_s": result.wall_time_s, "config": result.config,
+            "history": curve_end(result.history, metrics) if tracked else result.history}
+
+
+def original_check(context: Context, retrained: Mapping[str, Any]) -> dict[str, Any]:
+    """The retrained model checked against the original measured on the same test split
+    (:func:`reference_problems`): the original's test accuracy and final training loss, and the problems."""
+    original, info = context.original
+    history = info.get("history") or []
+    measured = {"test_acc": accuracy(*predict(original, context.measured["test"])), "history": history}
+    return {"original_test_acc": measured["test_acc"], "original_final_loss": history[-1]["loss"] if history else None,
+            "reference_problems": reference_problems(measured, retrained)}
+
+
+def record(spec: Spec, entry: Mapping[str, Any], output_dir: str | Path,
+           environment: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Write ``entry`` as ``spec``'s model into its results file, keeping every model the file holds, and return
+    the file's models. The file lists the spec's experiment's models in order, then any others it held
+    (e.g. methods of an earlier call). Once the file holds both references, the retrained model carries
+    its soundness check (:func:`reference_problems`). ``environment``: where ``entry`` was computed, when
+    not in this process (:func:`nablatau.results.environment` of a Ray worker)."""
+    path = spec.path(output_dir)
+    held = load_results(path)["models"] if path.exists() else {}
+    held[spec.model] = entry
+    models = {name: held[name] for name in dict.fromkeys([*spec.file_models, *held]) if name in held}
+    if all(name in models for name in REFERENCE_MODELS) and spec.experiment != "sweep":
+        models["retrain"]["reference_problems"] = reference_problems(
+            models["original"], models["retrain"], subset_removal=spec.forget_classes is None)
+    save_results(output_dir, spec.notebook, config=spec.config, models=models, worker_environment=environment)
+    return models
+
+
+def run_experiment(specs: Sequence[Spec], *, output_dir: str | Path, **runtime: Any) -> RemovalRun:
+    """Run (or resume) one experiment's specs in this process and return its results.
+
+    Its results file is written after every model (:func:`record`); models it already holds are not run
+    again, and when it holds them all nothing is loaded. The specs share one :class:`Context`: the data
+    is loaded, and each model trained or loaded, once.
+
+    Args:
+        specs: the experiment's specs (:func:`nablatau.spec.experiment_specs`), in the order they run.
+        output_dir: root folder of the results files, ``<output_dir>/<notebook>/<run-id>.json``.
+        runtime: :func:`nablatau.setups.setup_of`'s ``data``, ``device``, ``cache`` and ``progress``.
+
+    Returns:
+        A :class:`RemovalRun` of the specs' models, as plain JSON values (as a resumed run reads them).
+        A method that diverges is recorded with its error and the others still run; ``run.failed`` lists them.
+    """
+    first = specs[0]
+    path, wanted = first.path(output_dir), [spec.model for spec in specs]
+    models: dict[str, dict[str, Any]] = load_results(path)["models"] if path.exists() else {}
+    todo = [spec for spec in specs if spec.model not in models]
+    if not todo:
+        print(f"Every model is already measured in {path}; delete that file to measure again.")
+        return RemovalRun.load(path, wanted)
+    if models:
+        print(f"Resuming {path}: {[name for name in wanted if name in models]} already measured, running "
+              f"{[spec.model for spec in todo]}.")
+    context = Context(setup_of(first, **runtime))
+    for spec in todo:
+        models = record(spec, run_spec(spec, context=context), output_dir)
+    return RemovalRun(plain(first.config), plain({name: models[name] for name in wanted}), path)

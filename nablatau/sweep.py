@@ -4,9 +4,10 @@ Trippa et al. (2024, arXiv:2403.14339, Sec. 4) swept α₀ and the forget fracti
 3 seeds) and found that α₀ = 5/3 · fraction (:func:`nablatau.nabla_tau.default_alpha0`) works from 1 %
 to 50 % forgotten. This module reruns that grid so that it fills one laptop, one GPU box or a cluster:
 
-* every grid cell is one Ray task that unlearns the cached original model with ∇τ at one
-  (fraction, α₀, seed) and writes its own results file atomically (:func:`nablatau.results.save_results`);
-  one more task per (fraction, seed) retrains from scratch, the gold standard the cells are compared with;
+* every grid cell is a :class:`~nablatau.spec.Spec` whose method is ∇τ at one (fraction, α₀, seed), with a
+  results file of its own; one more spec per (fraction, seed) retrains from scratch, the gold standard the
+  cells are compared with. :func:`run_sweep` runs them as Ray tasks after the original's training
+  (:func:`nablatau.grid.run_specs`), measured as every removal run measures (:func:`nablatau.runner.run_spec`);
 * a cell whose file exists is done: a rerun after a kill or a failure runs only the missing cells;
 * :mod:`nablatau.sweep_figures` reads the files back (:func:`~nablatau.sweep_figures.load_sweep`) and turns
   them into heatmaps and the rule-vs-best-α₀ plot, without importing this module (no torch, no Ray).
@@ -33,33 +34,23 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
-from torch import nn
-from torch.utils.data import TensorDataset
 
-from .data import data_dir, load_cifar, loaders, make_splits, tensors_of
-from .cluster import error_line, resolve_address, start_ray
 from .checks import as_list, forget_fraction_problems, is_int, is_number
-from .errors import ConfigError, NablatauError, raise_if_any
-from .metrics import accuracy, evaluate
-from .mia import predict
+from .errors import ConfigError, raise_if_any
+from .grid import SpecFunction, compute, run_specs
 from .profiles import resolve_profile
-from .progress import progress_bar
-from .removal import profile_data
-from .results import results_path, save_results
-from .runner import checkpoint_key, default_device, measuring_loaders, reference_problems, trained_model
+from .results import results_path
+from .spec import SWEEP_HELDOUT_SEED, SWEEP_MODEL_SEED, Spec
 from .sweep_rule import NOTEBOOK, rule_alpha0
-from .train import CheckpointCache, recipe_spec
-from .nabla_tau import default_epochs, unlearn
 
-MODEL_SEED = 0  # original model, loaders, ∇τ, retrained model and attack; the cell seed draws the forget set
-HELDOUT_SEED = 1337  # the reference sweep's SEED: one validation/test split of the held-out set for every cell
+MODEL_SEED = SWEEP_MODEL_SEED  # original, loaders, ∇τ, retrained model and attack; the cell seed draws the forget set
+HELDOUT_SEED = SWEEP_HELDOUT_SEED  # the reference sweep's SEED: one validation/test split for every cell
 TRAIN_MODE = True  # the reference sweep's net.train() during ∇τ's steps
 DATASETS = ("cifar10", "cifar100")
 
@@ -105,18 +96,21 @@ class Cell:
         alpha = f" alpha0={self.alpha0:g}{' (rule)' if self.is_rule else ''}" if self.kind == "nablatau" else ""
         return f"{self.kind} {self.dataset}/{self.profile} fraction={self.fraction:g}{alpha} seed={self.seed}"
 
+    @property
+    def spec(self) -> Spec:
+        """The cell as a spec: ∇τ with this α₀ (capped epochs, the cell's mode), or the retraining."""
+        settings = ({"alpha0": self.alpha0, "max_epochs": self.max_epochs, "train_mode": self.train_mode}
+                    if self.kind == "nablatau" else {})
+        return Spec("sweep", self.kind, dataset=self.dataset, profile=self.profile, forget_fraction=self.fraction,
+                    seed=MODEL_SEED, split_seed=self.seed, heldout_seed=HELDOUT_SEED, method_settings=settings)
+
     def config(self) -> dict[str, Any]:
         """Everything that determines this cell's result; its hash names the results file.
 
         ``is_rule`` is left out: it says how the cell entered a grid, not what it computes, so the
         same cell found through another grid is the same file.
         """
-        config = {"kind": self.kind, "dataset": self.dataset, "profile": self.profile,
-                  "forget_fraction": self.fraction, "seed": self.seed, "model_seed": MODEL_SEED,
-                  "heldout_seed": HELDOUT_SEED, "settings": resolve_profile(self.profile, dataset=self.dataset)}
-        if self.kind == "nablatau":
-            config.update(alpha0=self.alpha0, max_epochs=self.max_epochs, train_mode=self.train_mode)
-        return config
+        return self.spec.config
 
 
 @dataclass(frozen=True)
@@ -154,6 +148,11 @@ class SweepGrid:
             return []
         return [Cell("retrain", self.dataset, self.profile, fraction, seed)
                 for fraction in self.fractions for seed in self.seeds]
+
+    @property
+    def specs(self) -> list[Spec]:
+        """Every cell as a spec: the retrainings first (the longest tasks), then the ∇τ cells."""
+        return [cell.spec for cell in [*self.retrain_cells, *self.cells]]
 
     def table(self) -> pd.DataFrame:
         """One row per fraction: the α₀ values run there (the rule's marked ``*``) and the seeds."""
@@ -219,127 +218,7 @@ def sweep_grid(profile: str = "smoke", *, dataset: str = "cifar10", fractions: S
                      int(max_epochs), bool(retrain), train_mode)
 
 
-# --- One cell --------------------------------------------------------------------------------------
-
-
-@dataclass
-class SweepData:
-    """A profile's training and held-out images as tensors: loaded once per sweep, shared through Ray."""
-
-    dataset: str
-    profile: str
-    train: TensorDataset
-    heldout: TensorDataset
-    num_classes: int
-
-
-def load_sweep_data(dataset: str, profile: str, data_root: str | os.PathLike | None = None) -> SweepData:
-    """The profile's subsets of ``dataset`` (:func:`nablatau.removal.profile_data`, seed :data:`MODEL_SEED`).
-
-    The same images, in the same order, as the other notebooks' ``profile_data``, so checkpoints are shared.
-    """
-    data = load_cifar(dataset, data_root)
-    train_set, heldout = profile_data(data, resolve_profile(profile, dataset=dataset), seed=MODEL_SEED)
-    return SweepData(dataset, profile, TensorDataset(*tensors_of(train_set)), TensorDataset(*tensors_of(heldout)),
-                     data.num_classes)
-
-
-def original_model(data: SweepData, cache_dir: str | os.PathLike, *, progress: bool = False) -> tuple[nn.Module, dict]:
-    """The profile's original ResNet-18: trained once (seed :data:`MODEL_SEED`), then loaded from ``cache_dir``."""
-    from .models import resnet18
-
-    settings = resolve_profile(data.profile, dataset=data.dataset)
-    return trained_model(lambda: resnet18(data.num_classes), data.train, settings,
-                         key=checkpoint_key(settings, dataset=data.dataset), seed=MODEL_SEED,
-                         cache=CheckpointCache(cache_dir), progress=progress)
-
-
-def run_cell(cell: Cell, data: SweepData, output_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
-    """Run one cell and write its results file; returns the file's path.
-
-    A ∇τ cell unlearns the cached original with ``alpha0`` for ``min(default_epochs, max_epochs)``
-    epochs in the cell's mode (the other settings are ∇τ's defaults); a retrain cell trains a fresh
-    ResNet-18 on the retain set with the original's recipe (cached under ``cache_dir``). Both are
-    measured as the removal runs measure (:func:`nablatau.runner.measuring_loaders`): accuracy on
-    retain/forget/test and the loss and entropy attacks (forget vs test), on the held-out halves of
-    :data:`HELDOUT_SEED`. A retrained model is also checked against the
-    original (:func:`check_reference`).
-    """
-    start = time.perf_counter()
-    settings = resolve_profile(cell.profile, dataset=cell.dataset)
-    device = default_device()
-    splits = make_splits(data.train, data.heldout, forget_fraction=cell.fraction, seed=cell.seed,
-                         heldout_seed=HELDOUT_SEED)
-    batches = loaders(splits, batch_size=settings["unlearn_batch_size"], seed=MODEL_SEED, device=device)
-    # Measured as every removal run measures its models (the runner's fixed-order loaders), so that a sweep
-    # cell and the notebooks' ∇τ are two numbers of one kind.
-    evaluated = measuring_loaders(splits, settings["unlearn_batch_size"], device=device)
-    if cell.kind == "retrain":
-        from .models import resnet18
-
-        model, info = trained_model(
-            lambda: resnet18(data.num_classes), splits.retain, settings, seed=MODEL_SEED, device=device,
-            key=checkpoint_key(settings, "retrain", dataset=cell.dataset, forget_fraction=cell.fraction,
-                               split_seed=cell.seed),
-            cache=CheckpointCache(cache_dir), progress=False)
-        entry = {"runtime_s": info["wall_time_s"], "history": info.get("history", []),
-                 "config": {"recipe": recipe_spec(settings["recipe"]), "seed": MODEL_SEED,
-                            "n_retain": len(splits.retain), "cached": info["cached"]}}
-    else:
-        model, _ = original_model(data, cache_dir)
-        rule_epochs = default_epochs(len(batches["retain"]), len(batches["forget"]))
-        result = unlearn(model, batches["forget"], batches["retain"], batches["val"], alpha0=cell.alpha0,
-                         epochs=min(rule_epochs, cell.max_epochs), train_mode=cell.train_mode, seed=MODEL_SEED,
-                         progress=False)
-        entry = {"runtime_s": result.wall_time_s, "history": result.history,
-                 "config": {**result.config, "rule_epochs": rule_epochs, "max_epochs": cell.max_epochs,
-                            "rule_alpha0": rule_alpha0(cell.fraction)}}
-    metrics = evaluate(model, evaluated, seed=MODEL_SEED)
-    entry = {**metrics, **entry}
-    if cell.kind == "retrain":
-        entry.update(check_reference(entry, data, cache_dir, evaluated["test"]))
-    entry["cell_wall_s"] = time.perf_counter() - start
-    return save_results(output_dir, NOTEBOOK, config=cell.config(), models={cell.kind: entry})
-
-
-def check_reference(retrained: dict[str, Any], data: SweepData, cache_dir: str | os.PathLike,
-                    test_loader: Iterable) -> dict[str, Any]:
-    """A retrain cell's model checked against the original before any cell is compared with it.
-
-    The removal notebooks' check (:func:`nablatau.runner.reference_problems`: test accuracy more than 5 points
-    below the original's, or a final training loss far above it), with the original measured on this
-    cell's test half. Returns the original's test accuracy and final training loss, and the problems found
-    (empty when the retrained model is a sound reference); the cell's results file records them and the
-    sweep's verdicts do not judge a fraction against an unsound reference.
-    """
-    original, info = original_model(data, cache_dir)
-    logits, targets = predict(original, test_loader)
-    history = info.get("history") or []
-    measured = {"test_acc": accuracy(logits, targets), "history": history}
-    return {"original_test_acc": measured["test_acc"],
-            "original_final_loss": history[-1]["loss"] if history else None,
-            "reference_problems": reference_problems(measured, retrained)}
-
-
-def _original_info(data: SweepData, cache_dir: str) -> dict[str, Any]:
-    # The task that trains (or finds) the original returns only how: the weights stay in the cache.
-    _, info = original_model(data, cache_dir)
-    return {key: info[key] for key in ("cached", "path", "wall_time_s")}
-
-
-#: ``(cell, data, output_dir, cache_dir) -> results path``; tests inject one that fails on purpose.
-CellFunction = Callable[[Cell, SweepData, str, str], Path]
-
-
 # --- Running on Ray ------------------------------------------------------------------------------------
-
-
-class SweepError(NablatauError):
-    """Some cells of a sweep failed; the finished ones are saved and a rerun retries only the others."""
-
-    def __init__(self, message: str, failed: dict[str, str]) -> None:
-        super().__init__(message)
-        self.failed = failed
 
 
 @dataclass
@@ -364,141 +243,43 @@ class SweepRun:
                 f"({self.compute_s:.0f} s of tasks)")
 
 
-PREREQUISITES = ("loading the data", "the original model")  # the tasks that cells wait for, by label
-
-
-def _in_worker(function: Callable[..., Any], threads: int, *args: Any) -> Any:
-    # Every task uses as many torch threads as the CPUs it declared, so tasks do not oversubscribe a node.
-    torch.set_num_threads(threads)
-    return function(*args)
-
-
 def run_sweep(grid: SweepGrid, *, output_dir: str | os.PathLike, address: str | None = None,
-              cpus_per_cell: int = 1, gpus_per_cell: float | None = None, local_cpus: int | None = None,
+              cpus_per_task: int = 1, gpus_per_training: float | None = None, local_cpus: int | None = None,
               cache_dir: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-              cell_function: CellFunction = run_cell, progress: bool = True) -> SweepRun:
-    """Run the grid's missing cells as Ray tasks; each writes ``<output_dir>/alpha_split_sweep/<run-id>.json``.
+              function: SpecFunction = compute, progress: bool = True) -> SweepRun:
+    """Run the grid's missing cells as Ray tasks (:func:`nablatau.grid.run_specs`); each writes
+    ``<output_dir>/alpha_split_sweep/<run-id>.json``.
 
-    Cells whose results file exists are skipped, so a rerun after a kill or a failure continues where
-    it stopped. One task loads the profile's data and puts it in Ray's object store, one trains the
-    original model (or finds it in the cache); every cell starts once both are there. A failed cell does
-    not stop the others.
+    Cells whose results file exists are skipped, so a rerun after a kill or a failure continues where it
+    stopped. One task trains the original model (or finds it in the cache), one per (fraction, seed) the
+    retrained reference; every cell starts once the original is there. A failed cell does not stop the others.
 
     Args:
         grid: from :func:`sweep_grid`.
-        output_dir: results folder (e.g. ``results``); on a cluster, storage every node writes to.
-        address: a Ray cluster (``"auto"``, ``"<head>:6379"``, ``"ray://<head>:10001"``); None (default)
-            follows Ray's ``$RAY_ADDRESS``; empty, or None with ``$RAY_ADDRESS`` unset, starts Ray on this
-            machine with ``local_cpus`` CPUs (default all); see :mod:`nablatau.cluster`. Ray already
-            initialised is used as it is.
-        cpus_per_cell: CPUs each task declares; it also sets the task's torch threads.
-        gpus_per_cell: GPU fraction each task declares (0.25 = four cells per GPU); ``None`` = 0.25
-            when the cluster has GPUs, else 0.
-        cache_dir, data_root: checkpoint cache and data folders as the *workers* see them (default
-            ``$NABLATAU_CACHE_DIR`` or ``./checkpoints``, ``$NABLATAU_DATA_DIR`` or ``./data``, made
-            absolute); on a cluster both must be shared storage every node can read (and write, for the cache).
-        cell_function: what a task runs (default :func:`run_cell`); a picklable top-level function.
-        progress: show a bar over finished cells.
+        output_dir: results folder (e.g. ``results``).
+        address: a Ray cluster, or None to follow ``$RAY_ADDRESS`` (unset: this machine with ``local_cpus``
+            CPUs); see :mod:`nablatau.cluster`.
+        cpus_per_task: CPUs each task declares; it also sets the task's torch threads.
+        gpus_per_training: GPUs a training declares (a cell a quarter of it); None = 1 with GPUs, else 0.
+        cache_dir, data_root: checkpoint cache and data folders as the workers see them (shared storage
+            on a cluster); default ``$NABLATAU_CACHE_DIR`` or ``./checkpoints``, ``$NABLATAU_DATA_DIR`` or ``./data``.
+        function: what a task runs (default :func:`nablatau.grid.compute`); tests inject failing ones.
+        progress: show a bar over finished tasks.
 
     Returns:
         A :class:`SweepRun`.
 
     Raises:
-        ConfigError: a cluster that cannot be reached (at once, naming its address), or resources it
-            cannot provide.
-        SweepError: some cells failed; the message lists them, the finished ones are saved, and
-            a rerun retries only the failed ones.
+        ConfigError: a cluster that cannot be reached (at once, naming its address), or resources it lacks.
+        GridError: some tasks failed; the message names each with the worker's traceback, the finished
+            cells are saved, and a rerun retries only the failed ones.
     """
     start = time.perf_counter()
-    problems = []
-    if not (is_int(cpus_per_cell) and cpus_per_cell >= 1):
-        problems.append(f"cpus_per_cell must be a positive integer, got {cpus_per_cell!r}")
-    if gpus_per_cell is not None and not (is_number(gpus_per_cell) and 0 <= gpus_per_cell <= 1):
-        problems.append(f"gpus_per_cell must be a GPU fraction in [0, 1] (e.g. 0.25) or None, got {gpus_per_cell!r}")
-    if not resolve_address(address) and local_cpus is not None and is_int(cpus_per_cell) and cpus_per_cell > local_cpus:
-        problems.append(f"cpus_per_cell={cpus_per_cell} exceeds local_cpus={local_cpus}: no task could start; "
-                        "lower cpus_per_cell")
-    raise_if_any(problems)
-    output_dir = Path(output_dir).resolve()
-    cache_dir = str(Path(cache_dir or os.environ.get("NABLATAU_CACHE_DIR") or "checkpoints").resolve())
-    data_root = str(data_dir(data_root).resolve())
-    cells = [*grid.retrain_cells, *grid.cells]  # retraining is the longest task: start it first
-    done = [cell for cell in cells if results_path(output_dir, NOTEBOOK, cell.config()).exists()]
-    run = SweepRun(grid, output_dir, done_before=done)
-    missing = [cell for cell in cells if cell not in set(done)]
-    if not missing:
-        run.wall_s = time.perf_counter() - start
-        return run
-
-    import ray
-
-    started_here = start_ray(address, local_cpus)
-    failed: dict[str, str] = {}
-    pending: dict[Any, Cell | str] = {}
-    try:
-        resources = ray.cluster_resources()
-        if gpus_per_cell is None:
-            gpus_per_cell = 0.25 if resources.get("GPU", 0) > 0 else 0.0
-        problems = []
-        if cpus_per_cell > resources.get("CPU", 0):
-            problems.append(f"cpus_per_cell={cpus_per_cell} but the Ray cluster has {resources.get('CPU', 0):g} "
-                            "CPUs: no task could start; lower cpus_per_cell")
-        if gpus_per_cell > 0 and resources.get("GPU", 0) == 0:
-            problems.append(f"gpus_per_cell={gpus_per_cell} but the Ray cluster has no GPU; pass gpus_per_cell=0")
-        raise_if_any(problems)
-        task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell)(_in_worker)
-        submit_start = time.perf_counter()
-        data = task.options(name="load data").remote(load_sweep_data, cpus_per_cell, grid.dataset, grid.profile,
-                                                     data_root)
-        pending[data] = PREREQUISITES[0]
-        # Every cell needs the original: a ∇τ cell unlearns it, a retrain cell checks itself against it. One
-        # task trains it; the cells receive its info only to wait for it (Ray starts a task once its arguments
-        # exist), because the checkpoint cache has no lock and a cell finding no original would train its own.
-        original = task.options(name="original model").remote(_original_info, cpus_per_cell, data, cache_dir)
-        pending[original] = PREREQUISITES[1]
-        for cell in missing:
-            ref = task.options(name=cell.label).remote(_run_after, cpus_per_cell, cell_function, cell, data,
-                                                       str(output_dir), cache_dir, original)
-            pending[ref] = cell
-        with progress_bar(total=len(cells), initial=len(done), desc=f"α₀ × fraction sweep ({grid.profile})",
-                          unit="cell", enabled=progress) as bar:
-            bar.set_postfix_str("loading the data and the original model first")
-            while pending:
-                (ready,), _ = ray.wait(list(pending), num_returns=1)
-                what = pending.pop(ready)
-                name = what.label if isinstance(what, Cell) else what
-                try:
-                    ray.get(ready)
-                    if isinstance(what, Cell):
-                        run.ran.append(what)
-                except Exception as error:  # noqa: BLE001 - every failure is reported at the end
-                    failed[name] = error_line(error)
-                if isinstance(what, Cell):
-                    bar.update(1)
-                state = "failed" if name in failed else "done"
-                bar.set_postfix_str(f"{state}: {name}"[:60] + (f"; {len(failed)} failed" if failed else ""))
-        run.compute_s = time.perf_counter() - submit_start
-    finally:
-        for ref in pending:  # interrupted (e.g. Ctrl-C): stop what has not finished, keep what has
-            ray.cancel(ref)
-        if started_here:
-            ray.shutdown()
-    run.wall_s = time.perf_counter() - start
-    if failed:
-        # Cells waiting on a failed prerequisite (data, original) fail with its error: name each error once.
-        by_error: dict[str, list[str]] = {}
-        for name, why in failed.items():
-            by_error.setdefault(why, []).append(name)
-        lines = [f"- {names[0]}: {why}" + (f" (and {len(names) - 1} more tasks with this error)" if names[1:] else "")
-                 for why, names in by_error.items()]
-        lines = "\n".join(lines)
-        raise SweepError(
-            f"{len(failed)} of the sweep's tasks failed ({len(run.ran)} cells finished now, "
-            f"{len(done)} were done before; their results are saved under {output_dir / NOTEBOOK}):\n{lines}\n"
-            "Fix the cause and rerun to retry only them: finished cells are skipped.", failed)
-    return run
-
-
-def _run_after(function: CellFunction, cell: Cell, data: SweepData, output_dir: str, cache_dir: str,
-               *prerequisites: Any) -> Path:
-    return function(cell, data, output_dir, cache_dir)
+    cells = [*grid.retrain_cells, *grid.cells]
+    by_spec = {cell.spec: cell for cell in cells}
+    run = run_specs(list(by_spec), output_dir=output_dir, address=address, cpus_per_task=cpus_per_task,
+                    gpus_per_training=gpus_per_training, local_cpus=local_cpus, cache_dir=cache_dir, data_root=data_root,
+                    function=function, progress=progress, desc=f"α₀ × fraction sweep ({grid.profile})")
+    return SweepRun(grid, Path(output_dir).resolve(), done_before=[by_spec[spec] for spec in run.done_before],
+                    ran=[by_spec[spec] for spec in run.ran], wall_s=time.perf_counter() - start,
+                    compute_s=run.compute_s)

@@ -1,6 +1,6 @@
 """Results tables, rankings and summary sentences from measured metrics: pandas only, no training code.
 
-The notebooks, :class:`nablatau.runner.RemovalRun` and the figures share these, so every table and
+The notebooks, :class:`nablatau.runs.RemovalRun` and the figures share these, so every table and
 sentence about a run is computed one way.
 
     >>> models = {"retrain": {"mia_loss": 0.5}, "nablatau": {"mia_loss": 0.52}, "finetune": {"mia_loss": 0.6}}

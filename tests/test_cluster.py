@@ -52,13 +52,13 @@ def test_an_unreachable_ray_address_stops_at_once_naming_it_and_how_to_run_local
     assert address in str(error.value) and "unset RAY_ADDRESS" in str(error.value)
 
 
-def test_the_sweep_refuses_an_unreachable_cluster_before_any_cell(monkeypatch, tmp_path):
-    from nablatau.sweep import run_sweep, sweep_grid
+def test_the_notebook_grid_refuses_an_unreachable_cluster_before_any_task(monkeypatch, tmp_path):
+    from nablatau.grid import notebook_grid, run_specs
 
     address = f"127.0.0.1:{_closed_port()}"
     monkeypatch.setenv(RAY_ADDRESS, address)
     ran = []
     with pytest.raises(ConfigError, match="no Ray cluster answers at"):
-        run_sweep(sweep_grid("smoke"), output_dir=tmp_path, cell_function=lambda *args: ran.append(args),
+        run_specs(notebook_grid("smoke"), output_dir=tmp_path, function=lambda *args: ran.append(args),
                   progress=False)
     assert ran == [] and not any(tmp_path.iterdir())

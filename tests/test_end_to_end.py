@@ -15,7 +15,7 @@ import pytest
 import nablatau
 from nablatau.data import load_cifar, loaders, make_splits
 from nablatau.profiles import QUICK_IMAGE_RECIPE, resolve_profile
-from nablatau.removal import profile_data
+from nablatau.setups import profile_data
 from nablatau.runner import checkpoint_key, trained_model
 from nablatau.train import CheckpointCache
 

@@ -13,7 +13,7 @@ from nablatau.data import ImageData
 from nablatau.errors import ConfigError
 from nablatau.models import OFFLINE_TEXT_ENCODER, resnet18
 from nablatau.profiles import PAPER, resolve_profile
-from nablatau.removal import profile_data
+from nablatau.setups import profile_data
 from nablatau.results import run_id
 from nablatau.runner import checkpoint_key, trained_model
 from nablatau.train import CIFAR_RECIPE, CheckpointCache
@@ -132,25 +132,23 @@ def test_run_method_gives_a_method_fresh_loaders_so_it_measures_the_same_alone_a
     assert table.loc["retrain", "runtime_vs_retrain"] == 1.0 and list(table.index) == ["nablatau", "finetune", "retrain"]
 
 
-def test_check_methods_refuses_unknown_methods_and_stray_settings_and_takes_the_shared_ones():
-    from nablatau.runner import check_methods
+def test_method_problems_name_unknown_methods_and_stray_settings_and_accept_the_shared_ones():
+    from nablatau.spec import method_problems
     from nablatau.tables import ranking
 
-    with pytest.raises(ConfigError, match=r"unknown method 'sdd'; choose from \['amnesiac'"):
-        check_methods(["nablatau", "sdd"], {})
-    with pytest.raises(ConfigError, match=r"not run: \['scrub'\]"):
-        check_methods(["nablatau"], {"scrub": {}})
-    with pytest.raises(ConfigError, match=r"nablatau takes no settings \['alpha'\]; its settings are \['alpha0'"):
-        check_methods(["nablatau"], {"nablatau": {"alpha": 0.5}})
-    check_methods(["nablatau", "ssd"], {"nablatau": {"task": "multilabel", "loss": None, "batch_size": 4},
-                                        "ssd": {"task": "multilabel"}})
+    assert method_problems(["nablatau", "sdd"])[0].startswith("unknown method 'sdd'; choose from ['amnesiac'")
+    assert "always run as the reference models" in method_problems(["retrain"])[0]
+    assert method_problems(["nablatau"], {"nablatau": {"alpha": 0.5}})[0].startswith(
+        "nablatau takes no settings ['alpha']; its settings are ['alpha0'")
+    assert method_problems(["nablatau", "ssd"], {"nablatau": {"task": "multilabel", "loss": None, "batch_size": 4},
+                                                 "ssd": {"task": "multilabel"}}) == []
     with pytest.raises(ConfigError, match="reference model 'retrain' is missing"):
         ranking({"nablatau": {"mia_loss": 0.5}})
 
 
 def test_text_splits_take_val_from_dev_and_test_from_test():
     from nablatau.data import TextData, TextSplit
-    from nablatau.removal import text_splits
+    from nablatau.setups import text_splits
 
     class Tokenizer:  # whitespace tokens, enough for TextDataset
         def __call__(self, texts, truncation, max_length, padding):

@@ -37,11 +37,12 @@ from nablatau.batches import default_device
 from nablatau.data import load_cifar, load_goemotions, loaders, make_splits
 from nablatau.mia import predict
 from nablatau.profiles import resolve_profile
-from nablatau.removal import profile_data, run_removal, run_text_removal, run_train_original
+from nablatau.removal import run_removal, run_text_removal, run_train_original
 from nablatau.metrics import evaluate
 from nablatau.models import resnet18
-from nablatau.runner import checkpoint_key, measuring_loaders, trained_model
-from nablatau.sweep import HELDOUT_SEED, MODEL_SEED, load_sweep_data, run_cell, sweep_grid
+from nablatau.runner import checkpoint_key, measuring_loaders, record, run_spec, trained_model
+from nablatau.setups import profile_data
+from nablatau.sweep import HELDOUT_SEED, MODEL_SEED, sweep_grid
 from nablatau.train import CheckpointCache
 
 pytestmark = pytest.mark.slow  # trains ResNet-18s and a text classifier on real data
@@ -191,25 +192,29 @@ def test_text_removal_trained_again_and_a_method_run_alone_measure_the_same(real
         assert_same(again.models[name], first.models[name], name)
 
 
-def test_a_sweep_cell_measures_the_same_in_fresh_folders(real_data_dir, tmp_path):
+def sweep_cell(cell, cifar, folder: Path) -> dict[str, Any]:
+    """A sweep cell run as a Ray task runs it (:func:`nablatau.runner.run_spec`), recorded in ``folder``."""
+    cache = CheckpointCache(folder / "checkpoints")
+    record(cell.spec, run_spec(cell.spec, data=cifar, cache=cache, progress=False), folder)
+    return json.loads(cell.spec.path(folder).read_text())
+
+
+def test_a_sweep_cell_measures_the_same_in_fresh_folders(cifar, tmp_path):
     cell = sweep_grid("smoke").cells[0]
-    data = load_sweep_data("cifar10", "smoke", real_data_dir)
-    saved = [json.loads(run_cell(cell, data, tmp_path / attempt, tmp_path / attempt / "checkpoints").read_text())
-             for attempt in ("one", "two")]
+    saved = [sweep_cell(cell, cifar, tmp_path / attempt) for attempt in ("one", "two")]
     assert saved[0]["config"] == saved[1]["config"]
     assert_same(saved[1]["models"], saved[0]["models"], cell.label)
 
 
-def test_a_sweep_cell_measures_as_the_removal_runs_measure(real_data_dir, tmp_path):
+def test_a_sweep_cell_measures_as_the_removal_runs_measure(cifar, tmp_path):
     # One measuring convention: a retrain cell's saved metrics are the runner's fixed-order measurement of
     # the very model it trained (loaded back from the cache).
     cell = sweep_grid("smoke").retrain_cells[0]
-    data = load_sweep_data("cifar10", "smoke", real_data_dir)
-    saved = json.loads(run_cell(cell, data, tmp_path, tmp_path / "checkpoints").read_text())["models"]["retrain"]
+    saved = sweep_cell(cell, cifar, tmp_path)["models"]["retrain"]
     settings = resolve_profile("smoke")
-    splits = make_splits(data.train, data.heldout, forget_fraction=cell.fraction, seed=cell.seed,
-                         heldout_seed=HELDOUT_SEED)
-    model, info = trained_model(lambda: resnet18(data.num_classes), splits.retain, settings, seed=MODEL_SEED,
+    train, heldout = profile_data(cifar, settings, seed=MODEL_SEED)
+    splits = make_splits(train, heldout, forget_fraction=cell.fraction, seed=cell.seed, heldout_seed=HELDOUT_SEED)
+    model, info = trained_model(lambda: resnet18(cifar.num_classes), splits.retain, settings, seed=MODEL_SEED,
                                 key=checkpoint_key(settings, "retrain", dataset="cifar10",
                                                    forget_fraction=cell.fraction, split_seed=cell.seed),
                                 cache=CheckpointCache(tmp_path / "checkpoints"), progress=False)

@@ -13,8 +13,8 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 #: The one vocabulary every notebook's parameters come from (the brief: lowercase, the same name for the same
 #: thing in every notebook).
 VOCABULARY = {"profile", "dataset", "forget_fraction", "forget_classes", "fractions", "alphas", "seed", "seeds",
-              "split_seed", "train_epochs", "methods", "encoder", "output_dir", "retrain", "train_mode", "address", "cpus_per_cell",
-              "gpus_per_cell"}
+              "split_seed", "train_epochs", "methods", "encoder", "output_dir", "retrain", "train_mode", "address", "cpus_per_task",
+              "gpus_per_training"}
 
 PARAMETERS_CELL = 'profile = "smoke"\nseeds = [1]  # a comment\noutput_dir: str = "../results"\n'
 

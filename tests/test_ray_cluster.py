@@ -1,7 +1,15 @@
-"""The α₀ sweep on a real Ray cluster that ``RAY_ADDRESS`` names: a head with two worker CPUs on 127.0.0.1.
+"""The notebooks' smoke grid on a real Ray cluster that ``RAY_ADDRESS`` names: a head with two worker CPUs on
+127.0.0.1.
 
-It must write what the same grid writes when Ray starts inside the process, and a second run must add nothing.
-Both runs train in their own checkpoint cache, so that neither reuses the other's models.
+Every notebook's experiments (quickstart, train_original, subset and class removal, text removal, the α₀ sweep)
+as specs, run as Ray tasks on the cluster, must write the results files that the same specs write when this
+process runs them one experiment after another, as the notebooks do; and a second run must add nothing. Both
+runs train in their own checkpoint cache, so that neither reuses the other's models.
+
+The grid is cut to stay a few minutes while keeping every notebook and every kind of task (trainings shared
+between experiments, references, methods, sweep cells): ∇τ runs in the quickstart, the text comparison and two
+sweep cells (at 30 %, where its epoch rule is shortest), SSD (the cheapest baseline) in every comparison, and the
+removal notebooks run one fraction each.
 """
 
 from __future__ import annotations
@@ -20,10 +28,17 @@ from typing import Any
 import pytest
 
 from nablatau.cluster import RAY_ADDRESS, unreachable
-from nablatau.sweep import run_sweep, sweep_grid
-from nablatau.sweep_rule import NOTEBOOK
+from nablatau.grid import notebook_grid, run_specs
+from nablatau.runner import run_experiment
+from nablatau.sweep import sweep_grid
+from nablatau.train import CheckpointCache
 
 pytestmark = pytest.mark.slow  # starts a Ray cluster and trains the smoke grid twice
+
+#: The smoke grid of every notebook, cut as the module docstring says.
+GRID = dict(fractions=[0.15], text_fractions=[0.15], image_methods=["ssd"], text_methods=["nablatau", "ssd"],
+            sweep=False)
+SWEEP = dict(fractions=[0.3])
 
 RAY = Path(sys.executable).with_name("ray")
 
@@ -70,7 +85,7 @@ def local_cluster(tmp_path: Path) -> Iterator[str]:
 
 
 def _numbers(value: Any) -> Any:
-    """A results file's models without timings (keys ending in ``_s``)."""
+    """A results file's config and models without timings (keys ending in ``_s``)."""
     if isinstance(value, dict):
         return {key: _numbers(item) for key, item in value.items() if not key.endswith("_s")}
     if isinstance(value, list):
@@ -79,28 +94,52 @@ def _numbers(value: Any) -> Any:
 
 
 def _results(folder: Path) -> dict[str, Any]:
-    return {path.name: _numbers(json.loads(path.read_text())["models"])
-            for path in sorted((folder / NOTEBOOK).glob("*.json"))}
+    """Every results file under ``folder`` by its path there, without its environment and timings."""
+    return {str(path.relative_to(folder)): _numbers({key: value for key, value in json.loads(path.read_text()).items()
+                                                    if key != "environment"})
+            for path in sorted(folder.rglob("*.json"))}
 
 
-def test_the_smoke_grid_on_a_ray_address_cluster_writes_what_the_in_process_run_writes(
+def _in_process(specs, output_dir: Path, cache_dir: Path) -> None:
+    """The specs as the notebooks run them: one experiment (one results file) after another, in this process."""
+    experiments: dict[Path, list] = {}
+    for spec in specs:
+        if spec.saves:
+            experiments.setdefault(spec.path(output_dir), []).append(spec)
+    for group in experiments.values():
+        run_experiment(group, output_dir=output_dir, cache=CheckpointCache(cache_dir), progress=False)
+
+
+def test_the_notebooks_smoke_grid_on_a_ray_address_cluster_writes_what_this_process_writes(
         real_data_dir, tmp_path, local_cluster, monkeypatch):
-    grid = sweep_grid("smoke", fractions=[0.3])  # a retraining and two ∇τ cells: enough tasks for two workers
-    here = run_sweep(grid, output_dir=tmp_path / "here", address="", local_cpus=2, cache_dir=tmp_path / "cache-here",
-                     data_root=real_data_dir, progress=False)
-    assert len(here.ran) == 3
+    import torch
+
+    specs = notebook_grid("smoke", **GRID) + sweep_grid("smoke", **SWEEP).specs
+    assert {spec.notebook for spec in specs} == {"quickstart", "train_original", "subset_removal", "class_removal",
+                                                 "text_removal", "alpha_split_sweep"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a task that declares one CPU: the same kernels split the same way
+    try:
+        _in_process(specs, tmp_path / "here", tmp_path / "cache-here")
+    finally:
+        torch.set_num_threads(threads)
+    here = _results(tmp_path / "here")
+    assert len(here) == len({spec.path(tmp_path) for spec in specs if spec.saves})
 
     monkeypatch.setenv(RAY_ADDRESS, local_cluster)
     # Ray's workers on the cluster were started by `ray start`, with this process's environment
     # (NABLATAU_DEVICE=cpu from conftest): they train on the CPU as the in-process run does.
     assert os.environ.get("NABLATAU_DEVICE") == "cpu"
-    cluster = run_sweep(grid, output_dir=tmp_path / "cluster", cache_dir=tmp_path / "cache-cluster",
-                        data_root=real_data_dir, progress=False)
-    assert len(cluster.ran) == 3 and cluster.done_before == []
-    assert _results(tmp_path / "cluster") == _results(tmp_path / "here")
+    options = dict(output_dir=tmp_path / "cluster", cache_dir=tmp_path / "cache-cluster", data_root=real_data_dir,
+                   progress=False)
+    cluster = run_specs(specs, **options)
+    trainings = {spec.training for spec in specs if spec.trains} | {need.training for spec in specs for need in spec.needs}
+    assert len(cluster.ran) == sum(spec.saves for spec in specs) and cluster.done_before == []
+    assert cluster.tasks == len(cluster.ran) + len(trainings)  # each model trained once, however many share it
+    print(f"two-worker cluster: {cluster}; {len(specs)} specs, {len(trainings)} trainings")
+    assert _results(tmp_path / "cluster") == here
 
-    stamps = {path: path.stat().st_mtime_ns for path in cluster.paths}
-    again = run_sweep(grid, output_dir=tmp_path / "cluster", cache_dir=tmp_path / "cache-cluster",
-                      data_root=real_data_dir, progress=False)
-    assert again.ran == [] and len(again.done_before) == 3
-    assert {path: path.stat().st_mtime_ns for path in cluster.paths} == stamps
+    stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "cluster").rglob("*.json")}
+    again = run_specs(specs, **options)
+    assert again.ran == [] and again.tasks == 0 and len(again.done_before) == len(cluster.ran)
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "cluster").rglob("*.json")} == stamps

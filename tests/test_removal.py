@@ -13,7 +13,10 @@ from nablatau import baselines, methods
 from nablatau.data import load_cifar
 from nablatau.errors import ConfigError, DivergenceError
 from nablatau.profiles import IMAGE_METHOD_SETTINGS
-from nablatau.removal import removal_config, run_removal, run_train_original, shortened_training_note
+from nablatau.removal import run_removal, run_train_original, shortened_training_note
+from nablatau.runs import RemovalRun
+from nablatau.setups import TRACKED_METHODS
+from nablatau.spec import Spec
 from nablatau.tables import closest_to_retrain
 
 SCHEMA = {"retain_acc", "forget_acc", "test_acc", "mia_loss", "mia_entropy", "runtime_s", "mia_loss_auc", "forget_ks",
@@ -134,7 +137,7 @@ def test_train_original_measures_the_membership_gap_and_reuses_its_results(tmp_p
     # Run again with the same parameters: the results file is reused as it is; no data is loaded (data=None would
     # load CIFAR-10), no model trained or measured, and the file is not rewritten.
     written = run.path.stat().st_mtime_ns
-    monkeypatch.setattr("nablatau.removal.load_cifar", lambda *args, **kwargs: pytest.fail("loaded the data again"))
+    monkeypatch.setattr("nablatau.setups.load_cifar", lambda *args, **kwargs: pytest.fail("loaded the data again"))
     again = run_train_original(profile="smoke", output_dir=tmp_path, data=None, progress=False)
     assert again.path == run.path and again.models == run.models and run.path.stat().st_mtime_ns == written
     assert "already measured" in capsys.readouterr().out
@@ -157,7 +160,7 @@ def test_bad_forget_settings_are_errors(kwargs, message):
     options = dict(notebook="nb", dataset="cifar10", profile="smoke", forget_fraction=0.1, forget_classes=None,
                    seed=0, split_seed=42)
     with pytest.raises(ConfigError, match=message):
-        removal_config(**{**options, **kwargs})
+        Spec("removal", "original", **{**options, **kwargs})
 
 
 @pytest.mark.parametrize("methods, message", [
@@ -186,8 +189,8 @@ def test_an_unsound_retrained_model_is_flagged_in_the_results_file(tmp_path, cif
 @pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
 def test_the_curves_measure_chosen_epochs_and_the_numbers_do_not_depend_on_which(tmp_path, cifar, cache, monkeypatch):
     # Forgetting 3 % of smoke's 400 images runs ∇τ for more epochs than the curves measure. Finetuning is
-    # tracked through the same callback (runner.TRACKED_METHODS); running it too would only double the cost.
-    assert set(runner.TRACKED_METHODS) == {"nablatau", "finetune"}
+    # tracked through the same callback (setups.TRACKED_METHODS); running it too would only double the cost.
+    assert set(TRACKED_METHODS) == {"nablatau", "finetune"}
     options = dict(forget_fraction=0.03, methods=["nablatau"])
     thinned = _run(tmp_path / "thinned", cifar, **options)
     monkeypatch.setattr(runner, "TRACKED_EVERY", 1)  # every epoch measured, as before the curves were thinned
@@ -213,22 +216,25 @@ def test_the_curves_measure_chosen_epochs_and_the_numbers_do_not_depend_on_which
 def test_shortened_training_is_recorded_and_said_and_an_unshortened_config_is_unchanged():
     options = dict(notebook="subset_removal", dataset="cifar10", profile="paper", forget_fraction=0.15,
                    forget_classes=None, seed=1, split_seed=42)
+    def removal_config(**kwargs):
+        return Spec("removal", "original", **kwargs).config
+
     plain, shortened = removal_config(**options), removal_config(**options, train_epochs=25)
     assert "shortened_training" not in plain and plain["settings"]["recipe"].epochs == 50
     assert removal_config(**options, train_epochs=50) == plain  # the profile's own epochs: the same run id
     assert shortened["shortened_training"] == {"profile_epochs": 50, "epochs": 25}
     assert shortened["settings"]["recipe"] == plain["settings"]["recipe"].replace(epochs=25)
     assert shortened["method_settings"] == plain["method_settings"]  # ∇τ and the baselines untouched
-    runs = {1: runner.RemovalRun(json.loads(json.dumps(shortened, default=str)), {}, None)}
+    runs = {1: RemovalRun(json.loads(json.dumps(shortened, default=str)), {}, None)}
     assert shortened_training_note(runs).startswith("SHORTENED TRAINING: the original and the retrained model "
                                                     "trained 25 epochs, not the paper profile's 50")
-    assert shortened_training_note({1: runner.RemovalRun(plain, {}, None)}) == ""
+    assert shortened_training_note({1: RemovalRun(plain, {}, None)}) == ""
 
 
 def test_a_text_fraction_too_small_for_one_batch_fails_before_loading_anything(monkeypatch):
-    from nablatau import removal
+    from nablatau import removal, setups
 
-    monkeypatch.setattr(removal, "text_setup", _must_not_run)
+    monkeypatch.setattr(setups, "text_setup", _must_not_run)
     with pytest.raises(ConfigError, match=r"forgets 4, fewer than one unlearning batch \(8\)"):
         removal.run_text_removal(profile="smoke", forget_fraction=0.05)
 

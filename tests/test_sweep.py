@@ -16,7 +16,8 @@ import pytest
 
 from nablatau.errors import ConfigError
 from nablatau.results import results_path, run_id, save_results
-from nablatau.sweep import Cell, SweepError, run_cell, run_sweep, sweep_grid
+from nablatau.grid import GridError, compute
+from nablatau.sweep import Cell, run_sweep, sweep_grid
 from nablatau.figures import write_sweep_figures
 from nablatau.sweep_figures import format_rule_summary, load_sweep, rule_summary, rule_verdict, rule_verdicts
 from nablatau.sweep_rule import NOTEBOOK, rule_alpha0
@@ -41,15 +42,15 @@ def sweep_env(real_data_dir, tmp_path_factory):
     ray.shutdown()
 
 
-def _fail_once(cell, data, output_dir, cache_dir, *, markers: Path, target: str) -> Path:
-    """Record every execution as a marker file, fail ``target``'s first execution, otherwise run the cell."""
-    markers.mkdir(parents=True, exist_ok=True)
-    key = run_id(cell.config())
-    attempt = len(list(markers.glob(f"{key}-*")))
-    (markers / f"{key}-{attempt}").touch()
-    if cell.label == target and attempt == 0:
-        raise RuntimeError(f"failing {cell.label} on purpose")
-    return run_cell(cell, data, output_dir, cache_dir)
+def _fail_once(spec, kind, *, markers: Path, target: str):
+    """Record every measurement as a marker file, fail ``target``'s first one, otherwise compute as a task does."""
+    if kind == "measure":
+        markers.mkdir(parents=True, exist_ok=True)
+        attempt = len(list(markers.glob(f"{spec.run_id}-*")))
+        (markers / f"{spec.run_id}-{attempt}").touch()
+        if spec.label == target and attempt == 0:
+            raise RuntimeError(f"failing {spec.label} on purpose")
+    return compute(spec, kind)
 
 
 def _executions(markers: Path, cell: Cell) -> int:
@@ -102,45 +103,52 @@ def test_a_failed_cell_is_reported_and_a_rerun_runs_only_the_missing_cell(sweep_
     target = next(cell for cell in grid.cells if cell.alpha0 == 0.5)
     others = [cell for cell in [*grid.cells, *grid.retrain_cells] if cell != target]
     markers = tmp_path / "markers"
-    flaky = functools.partial(_fail_once, markers=markers, target=target.label)
+    label = target.spec.label
+    flaky = functools.partial(_fail_once, markers=markers, target=label)
     output = tmp_path / "results"
 
-    with pytest.raises(SweepError, match=re.escape(target.label)) as failure:
-        run_sweep(grid, output_dir=output, cell_function=flaky, progress=False, **sweep_env)
+    with pytest.raises(GridError, match=re.escape(label)) as failure:
+        run_sweep(grid, output_dir=output, function=flaky, progress=False, **sweep_env)
     assert "rerun to retry only them" in str(failure.value)
-    assert list(failure.value.failed) == [target.label]
-    assert "failing" in failure.value.failed[target.label] and "on purpose" in failure.value.failed[target.label]
+    assert list(failure.value.failed) == [label]
+    # The worker's traceback, which names the function that raised
+    assert "failing" in failure.value.failed[label] and "on purpose" in failure.value.failed[label]
+    assert "in _fail_once" in failure.value.failed[label] and "worker traceback" in str(failure.value)
     assert not results_path(output, NOTEBOOK, target.config()).exists()
     assert all(results_path(output, NOTEBOOK, cell.config()).exists() for cell in others)
 
-    run = run_sweep(grid, output_dir=output, cell_function=flaky, progress=False, **sweep_env)
+    run = run_sweep(grid, output_dir=output, function=flaky, progress=False, **sweep_env)
     assert run.ran == [target] and sorted(run.done_before, key=str) == sorted(others, key=str)
     assert _executions(markers, target) == 2
     assert all(_executions(markers, cell) == 1 for cell in others)
     assert all(path.exists() for path in run.paths)
 
 
-def _always_fail(cell, data, output_dir, cache_dir) -> Path:
-    raise RuntimeError("the same bug in every cell")
+def _always_fail(spec, kind):
+    raise RuntimeError("the same bug in every task")
 
 
-@pytest.mark.slow  # starts Ray, trains the original ResNet-18 unless cached
-def test_cells_failing_alike_are_all_recorded_and_their_error_named_once(sweep_env, tmp_path):
+@pytest.mark.slow  # starts Ray
+def test_tasks_failing_alike_are_all_recorded_and_their_error_named_once(sweep_env, tmp_path):
     grid = sweep_grid("smoke", fractions=[0.06])
-    with pytest.raises(SweepError) as failure:
-        run_sweep(grid, output_dir=tmp_path, cell_function=_always_fail, progress=False, **sweep_env)
-    assert sorted(failure.value.failed) == sorted(cell.label for cell in [*grid.cells, *grid.retrain_cells])
+    with pytest.raises(GridError) as failure:
+        run_sweep(grid, output_dir=tmp_path, function=_always_fail, progress=False, **sweep_env)
+    # Two trainings (the original, the retraining) and a measurement per cell; the cells fail with their trainings.
+    measured = sorted(cell.spec.label for cell in [*grid.cells, *grid.retrain_cells])
+    assert sorted(label for label in failure.value.failed if not label.startswith("train ")) == measured
+    assert len(failure.value.failed) == len(measured) + 2
     message = str(failure.value)
-    assert message.count("the same bug in every cell") == 1 and "(and 2 more tasks with this error)" in message
+    assert message.count("RuntimeError: the same bug in every task") == 1 and "(and 1 more tasks with this error" in message
+    assert failure.value.failed[grid.cells[0].spec.label] == "did not run: train original cifar10/smoke seed 0 failed"
     assert not list(tmp_path.rglob("*.json"))
 
 
 @pytest.mark.slow  # starts Ray
 @pytest.mark.parametrize("resources, message", [
-    ({"cpus_per_cell": 0}, "cpus_per_cell must be a positive integer"),
-    ({"gpus_per_cell": 2}, "gpus_per_cell must be a GPU fraction"),
-    ({"cpus_per_cell": 3}, "the Ray cluster has 2 CPUs"),
-    ({"gpus_per_cell": 0.5}, "has no GPU; pass gpus_per_cell=0"),
+    ({"cpus_per_task": 0}, "cpus_per_task must be a positive integer"),
+    ({"gpus_per_training": 2}, "gpus_per_training must be in [0, 1]"),
+    ({"cpus_per_task": 3}, "the Ray cluster has 2 CPUs"),
+    ({"gpus_per_training": 0.5}, "has no GPU; pass 0"),
 ])
 def test_resources_that_no_task_could_get_are_refused_before_any_work(sweep_env, tmp_path, resources, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -10,7 +10,7 @@ import torch
 import nablatau
 from nablatau.data import load_goemotions, loaders, text_collate
 from nablatau.profiles import TEXT_METHOD_SETTINGS, resolve_profile
-from nablatau.removal import text_splits
+from nablatau.setups import text_splits
 from nablatau.models import TextClassifier, load_tokenizer
 
 SETTINGS = resolve_profile("smoke", "text", n_train=64, n_val=16, n_test=32)
