@@ -1,33 +1,30 @@
 """Plan the paper's full grid on a GPU cluster: its task graph, GPU-hours and makespan on 1, 4, 16 and 64 GPUs.
 
-The project runs each experiment as a Ray task with dependencies. This script builds that graph without Ray
-and without training anything, then list-schedules it:
+The graph is the library's own: the specs of every notebook ``make reproduce PROFILE=paper`` runs
+(:func:`nablatau.grid.notebook_grid` with the Makefile's FRACTIONS, FORGET_CLASSES, SEEDS_paper and
+TEXT_FRACTIONS, on CIFAR-10 and CIFAR-100), plus the α₀ sweep on each other data set of ``--sweep-datasets``,
+turned into tasks by :func:`nablatau.grid.task_graph` as :func:`nablatau.grid.run_specs` would run them:
 
-* image removal, as ``make reproduce PROFILE=paper`` runs it (the Makefile's FRACTIONS, FORGET_CLASSES,
-  SEEDS_paper) on CIFAR-10 and CIFAR-100: an original per (data set, seed); per comparison (data set, seed,
-  forget setting) ``--retrains`` independent retrained references and every method of ``IMAGE_METHODS``, each
-  after the original; then one ``measure`` task per model (original, references, methods), after that model,
-  the original and every reference of the comparison (the metrics compare with the references);
-* text removal (GoEmotions, RoBERTa-base; TEXT_FRACTIONS, ``TEXT_METHODS``): the same shape;
-* the α₀ × fraction sweep, ``sweep_grid("paper")`` on each of ``--sweep-datasets``: an original (seed 0),
-  ``--sweep-retrains`` retrainings per (fraction, seed) with their check against the original (a ``measure``
-  task), and every ∇τ cell of ``grid.cells`` after the original (a cell measures itself).
+* a ``train`` task per trained model (an original, a retrained reference), once however many specs share it;
+* a ``measure`` task per spec, after the trainings it needs (:attr:`nablatau.spec.Spec.needs`): a reference
+  model is measured; a method runs and is measured; a sweep cell runs ∇τ and is measured.
 
-Durations are GPU-seconds. No GPU run is committed, so each absolute time rests on the estimate of one training
-(``--train-minutes``, ``--text-train-minutes``, the constants below, each with its reason). Everything else is
-scaled from those by ratios measured in the committed results (``results/``), which carry over between
-machines where seconds do not: a retraining costs the original times its share of the training set; a method
-costs its measured ratio to retraining (the paper-profile point where it was measured, otherwise the quick
-results calibrated by the paper point); a ∇τ sweep cell costs its steps and validation passes, counted with
-the library's epoch rule, at the paper point's measured cost per image; a measurement costs forward passes at
-the cost the paper point's per-epoch measurements took.
+No Ray, no training: the graph is built against an empty output folder, so every spec is missing, and then
+list-scheduled with a duration per task in GPU-seconds. No GPU run is committed, so each absolute time rests
+on the estimate of one training (``--train-minutes``, ``--text-train-minutes``, the constants below, each with
+its reason). Everything else is scaled from those by ratios measured in the committed results (``results/``),
+which carry over between machines where seconds do not: a retraining costs the original times its share of
+the training set; a method costs its measured ratio to retraining (the paper-profile point where it was
+measured, otherwise the quick results calibrated by the paper point); a ∇τ sweep cell costs its steps and
+validation passes, counted with the library's epoch rule, at the paper point's measured cost per image; a
+measurement costs forward passes at the cost the paper point's per-epoch measurements took.
 
 Scheduling: greedy list scheduling, one task per GPU, a task starts once its dependencies have finished, and
 among ready tasks the one with the longest remaining path (its duration plus its longest chain of dependants)
 starts first. Prints markdown.
 
     .venv/bin/python benchmarks/plan_cluster.py
-    .venv/bin/python benchmarks/plan_cluster.py --train-minutes 20 --retrains 1 --gpus 8 32
+    .venv/bin/python benchmarks/plan_cluster.py --train-minutes 20 --gpus 8 32
 """
 
 from __future__ import annotations
@@ -38,15 +35,19 @@ import inspect
 import math
 import re
 import statistics
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from nablatau.data import GOEMOTIONS_TRAIN_SIZE, forget_size, image_dataset_size
+from nablatau.grid import Task as SpecTask
+from nablatau.grid import notebook_grid, task_graph
 from nablatau.nabla_tau import default_epochs, refreshes_target_loss, unlearn
 from nablatau.profiles import IMAGE_METHODS, PROFILES, TEXT_METHODS, TEXT_PROFILES, resolve_profile
 from nablatau.results import load_results
-from nablatau.runner import REFERENCE_MODELS, is_tracked_epoch
+from nablatau.runner import is_tracked_epoch
+from nablatau.spec import REFERENCE_MODELS, Spec
 from nablatau.sweep import sweep_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,15 +79,23 @@ CIFAR_HELDOUT = 10_000  # both CIFARs' test sets, halved into validation and tes
 GOEMOTIONS_TEST = 5_427  # the test split (nablatau.profiles.TEXT_PAPER)
 REFRESH_EVERY = inspect.signature(unlearn).parameters["refresh_every"].default
 GPU_COUNTS = (1, 4, 16, 64)
+PARTS = {"removal": "image", "quickstart": "image", "original": "image", "text": "text", "sweep": "sweep"}
+PART_ORDER = ("image", "text", "sweep")
 
 
 @dataclass(frozen=True)
 class Task:
-    name: str
-    kind: str  # original | retrain | measure | sweep_cell | a method's name
+    name: str  # the library's task key
+    kind: str  # the library's kind: train | measure
     seconds: float
     deps: tuple[str, ...] = ()
     part: str = ""  # image | text | sweep
+    model: str = ""  # original | retrain | a method's name
+    label: str = ""  # for the report; the name where empty
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
 
 
 # --- Scheduling -----------------------------------------------------------------------------------------------
@@ -305,13 +314,36 @@ class Durations:
         refreshes = sum(refreshes_target_loss(epoch, REFRESH_EVERY) for epoch in range(epochs))
         return steps, 2 * batch * steps + refreshes * n_val * self.forward_cost
 
+    def seconds(self, task: SpecTask) -> float:
+        """A library task's GPU-seconds: the task overhead, plus a training (``train``); or a measurement,
+        after the method's run for a method and after ∇τ's for a sweep cell (``measure``)."""
+        spec = task.spec
+        experiment, n_forget = ("text" if spec.experiment == "text" else "image"), self.forgotten(spec)
+        if task.kind == "train":
+            work = self.train(spec.dataset, n_forget if spec.model == "retrain" else 0)
+        elif spec.model in REFERENCE_MODELS:
+            work = self.measure(experiment, spec.dataset)
+        elif spec.experiment == "sweep":
+            work = self.sweep_cell(spec.dataset, spec.forget_fraction, dict(spec.method_settings)["max_epochs"])
+        else:
+            work = (self.method(experiment, spec.dataset, spec.model, forget_share(spec), n_forget)
+                    + self.measure(experiment, spec.dataset))
+        return self.overhead_s + work
+
+    def forgotten(self, spec: Spec) -> int:
+        """The samples ``spec``'s forget set holds (the CIFARs' classes are balanced)."""
+        n = self.n_train[spec.dataset]
+        if spec.forget_classes is not None:
+            return n // image_dataset_size(spec.dataset)[0] * len(spec.forget_classes)
+        return forget_size(n, spec.forget_fraction) if spec.forget_fraction is not None else 0
+
     def train(self, dataset: str, n_forget: int = 0) -> float:
         """The original (``n_forget`` 0) or a retraining: the training estimate times the retained share."""
-        return self.overhead_s + self.train_s[dataset] * (1 - n_forget / self.n_train[dataset])
+        return self.train_s[dataset] * (1 - n_forget / self.n_train[dataset])
 
     def measure(self, experiment: str, dataset: str) -> float:
         images = self.n_train[dataset] + (GOEMOTIONS_TEST if experiment == "text" else CIFAR_HELDOUT // 2)
-        return self.overhead_s + self.forward_cost * images * self.per_image[experiment]
+        return self.forward_cost * images * self.per_image[experiment]
 
     def ratio(self, experiment: str, method: str, fraction: float) -> tuple[float, str]:
         """A method's time over retraining's at ``fraction``, and where it comes from."""
@@ -330,7 +362,7 @@ class Durations:
     def method(self, experiment: str, dataset: str, method: str, fraction: float, n_forget: int) -> float:
         base = "cifar10" if experiment == "image" else dataset  # unlearning is not scaled for CIFAR-100
         retrain = self.train_s[base] * (1 - n_forget / self.n_train[dataset])
-        return self.overhead_s + self.ratio(experiment, method, fraction)[0] * retrain
+        return self.ratio(experiment, method, fraction)[0] * retrain
 
     def sweep_cell(self, dataset: str, fraction: float, max_epochs: int) -> float:
         batch, n = resolve_profile("paper", dataset=dataset)["unlearn_batch_size"], self.n_train[dataset]
@@ -343,54 +375,41 @@ class Durations:
 # --- The paper grid -------------------------------------------------------------------------------------------
 
 
-def removal_tasks(part: str, dataset: str, seeds: list[int], settings: list[tuple[str, float, int]],
-                  methods: tuple[str, ...], durations: Durations, retrains: int) -> list[Task]:
-    """Originals per seed; per (seed, setting) references, methods and a measure task per model."""
-    tasks = []
-    for seed in seeds:
-        original = f"{part} {dataset} s{seed} original"
-        tasks.append(Task(original, "original", durations.train(dataset), (), part))
-        for label, fraction, n_forget in settings:
-            prefix = f"{part} {dataset} s{seed} {label}"
-            references = [f"{prefix} retrain {r}" for r in range(1, retrains + 1)]
-            tasks += [Task(name, "retrain", durations.train(dataset, n_forget), (), part) for name in references]
-            tasks += [Task(f"{prefix} {method}", method, durations.method(part, dataset, method, fraction, n_forget),
-                           (original,), part) for method in methods]
-            measured = [(original, "original"), *((name, name.removeprefix(prefix + " ")) for name in references),
-                        *((f"{prefix} {method}", method) for method in methods)]
-            tasks += [Task(f"{prefix} measure {label}", "measure", durations.measure(part, dataset),
-                           tuple(dict.fromkeys([model, original, *references])), part) for model, label in measured]
-    return tasks
+def forget_share(spec: Spec) -> float:
+    """The share of the training set ``spec`` forgets: its fraction, or its classes' share."""
+    if spec.forget_classes is not None:
+        return len(spec.forget_classes) / image_dataset_size(spec.dataset)[0]
+    return spec.forget_fraction
 
 
-def paper_tasks(durations: Durations, grid: dict[str, list], retrains: int = 2, sweep_retrains: int = 1,
-                sweep_datasets: tuple[str, ...] = ("cifar10",)) -> list[Task]:
-    """The whole paper grid as tasks: image removal, text removal and the α₀ × fraction sweep."""
-    tasks = []
-    for dataset in ("cifar10", "cifar100"):
-        classes, n = image_dataset_size(dataset)
-        settings = [(f"forget {f:g}", f, forget_size(n, f)) for f in grid["fractions"]]
-        forgotten = grid["classes"]  # one run forgets them all; the CIFARs' classes are balanced
-        settings.append((f"class {'+'.join(map(str, forgotten))}", len(forgotten) / classes,
-                         n // classes * len(forgotten)))
-        tasks += removal_tasks("image", dataset, grid["seeds"], settings, IMAGE_METHODS, durations, retrains)
-    text = [(f"forget {f:g}", f, forget_size(GOEMOTIONS_TRAIN_SIZE, f)) for f in grid["text_fractions"]]
-    tasks += removal_tasks("text", "goemotions", grid["seeds"], text, TEXT_METHODS, durations, retrains)
-    for dataset in sweep_datasets:
-        sweep = sweep_grid("paper", dataset=dataset)
-        original = f"sweep {dataset} original"
-        tasks.append(Task(original, "original", durations.train(dataset), (), "sweep"))
-        for cell in sweep.retrain_cells:
-            for r in range(1, sweep_retrains + 1):
-                name = f"sweep {dataset} f{cell.fraction:g} s{cell.seed} retrain {r}"
-                n_forget = forget_size(durations.n_train[dataset], cell.fraction)
-                tasks.append(Task(name, "retrain", durations.train(dataset, n_forget), (), "sweep"))
-                tasks.append(Task(f"{name} check", "measure", durations.measure("image", dataset), (name, original),
-                                  "sweep"))
-        tasks += [Task(f"sweep {dataset} f{c.fraction:g} a{c.alpha0:g} s{c.seed}", "sweep_cell",
-                       durations.sweep_cell(dataset, c.fraction, c.max_epochs), (original,), "sweep")
-                  for c in sweep.cells]
-    return tasks
+def paper_specs(grid: dict[str, list], sweep_datasets: tuple[str, ...] = ("cifar10",)) -> list[Spec]:
+    """The specs of ``make reproduce PROFILE=paper`` on both CIFARs (whose α₀ sweep is CIFAR-10's), plus the
+    sweep of every other data set of ``sweep_datasets``."""
+    specs = notebook_grid("paper", seeds=grid["seeds"], datasets=("cifar10", "cifar100"), fractions=grid["fractions"],
+                          forget_classes=grid["classes"], text_fractions=grid["text_fractions"],
+                          sweep="cifar10" in sweep_datasets)
+    for dataset in dict.fromkeys(sweep_datasets):
+        if dataset != "cifar10":
+            specs += sweep_grid("paper", dataset=dataset, seeds=grid["seeds"]).specs
+    return specs
+
+
+def training_label(spec: Spec) -> str:
+    """A training by what determines its weights: the library labels it by whichever spec first needed it."""
+    label = f"train {spec.model} {spec.dataset} seed {spec.seed}"
+    if spec.model == "retrain":
+        label += (f" classes {list(spec.forget_classes)}" if spec.forget_classes is not None
+                  else f" forget {spec.forget_fraction:g} split {spec.split_seed}")
+    return label
+
+
+def paper_tasks(durations: Durations, specs: list[Spec]) -> list[Task]:
+    """``specs`` as the tasks :func:`nablatau.grid.run_specs` would run, each with its duration."""
+    with tempfile.TemporaryDirectory(prefix="plan-cluster-") as empty:  # nothing done: every spec is a task
+        graph, _ = task_graph(specs, empty)
+    return [Task(key, task.kind, durations.seconds(task), tuple(task.after), PARTS[task.spec.experiment],
+                 task.spec.model, training_label(task.spec) if task.kind == "train" else f"measure {task.spec.label}")
+            for key, task in graph.items()]
 
 
 # --- Report ---------------------------------------------------------------------------------------------------
@@ -412,7 +431,7 @@ def chain_text(plan: Schedule, by_name: dict[str, Task]) -> str:
 
 
 def minutes(task: Task) -> str:
-    return f"{task.name} ({task.seconds / 60:.1f} min)"
+    return f"{task.title} ({task.seconds / 60:.1f} min)"
 
 
 def report(tasks: list[Task], durations: Durations, grid: dict[str, list], gpu_counts: list[int],
@@ -420,8 +439,10 @@ def report(tasks: list[Task], durations: Durations, grid: dict[str, list], gpu_c
     by_name = {task.name: task for task in tasks}
     total = sum(task.seconds for task in tasks)
     length, path = critical_path(tasks)
-    lines = [f"{len(tasks)} tasks, **{total / 3600:.1f} GPU-hours**; the longest dependency chain takes "
-             f"{length / 60:.1f} min. Greedy list scheduling, longest remaining path first, one task per GPU.", "",
+    trainings = sum(task.kind == "train" for task in tasks)
+    lines = [f"{len(tasks)} tasks ({trainings} train, {len(tasks) - trainings} measure), **{total / 3600:.1f} "
+             f"GPU-hours**; the longest dependency chain takes {length / 60:.1f} min. Greedy list scheduling, "
+             "longest remaining path first, one task per GPU.", "",
              "| GPUs | makespan | lower bound | GPUs busy | what sets the end (traced back from the last task) |",
              "|---:|---:|---:|---:|---|"]
     for gpus in gpu_counts:
@@ -435,23 +456,28 @@ def report(tasks: list[Task], durations: Durations, grid: dict[str, list], gpu_c
         models = durations.point["models"]
         measured = models["retrain"]["runtime_s"] / models["original"]["runtime_s"]
         retrain_note += f"; the paper point: {measured:.3f} at {1 - durations.point['fraction']:.0%} retained"
-    kinds = {("image", "original"): "estimate: `--train-minutes` (CIFAR-100: × `--cifar100-factor`)",
-             ("sweep", "original"): "estimate: `--train-minutes`",
-             ("text", "original"): "estimate: `--text-train-minutes`",
-             "retrain": f"the original × the retained share ({retrain_note})",
-             "measure": f"forward passes over training + test images at {durations.forward_cost:.2f} of a training "
-                        f"step per image ({durations.point_source}: ∇τ's per-epoch measurements)",
-             "sweep_cell": f"∇τ's steps and validation passes (epoch rule, capped at 80) at "
-                           f"{durations.step_cost:.2f} of a training step per image ({durations.point_source}), "
-                           "+ its measurement"}
+    measurement = (f"forward passes over training + test images at {durations.forward_cost:.2f} of a training step "
+                   f"per image ({durations.point_source}: ∇τ's per-epoch measurements)")
+    sources = {("image", "train", "original"): "estimate: `--train-minutes` (CIFAR-100: × `--cifar100-factor`)",
+               ("sweep", "train", "original"): "estimate: `--train-minutes`",
+               ("text", "train", "original"): "estimate: `--text-train-minutes`",
+               ("train", "retrain"): f"the original × the retained share ({retrain_note})",
+               ("sweep", "measure", "nablatau"): f"∇τ's steps and validation passes (epoch rule, capped at 80) at "
+                                                 f"{durations.step_cost:.2f} of a training step per image "
+                                                 f"({durations.point_source}), + its measurement",
+               "reference": f"a measurement: {measurement}",
+               "method": "retraining × the method's ratio (table below), + a measurement"}
     groups = defaultdict(list)
     for task in tasks:
-        groups[task.part, task.kind].append(task.seconds)
-    lines += ["| part | kind | tasks | minutes each (mean) | GPU-hours | duration from |",
+        groups[task.part, task.kind, task.model].append(task.seconds)
+    order = [*REFERENCE_MODELS, *dict.fromkeys([*IMAGE_METHODS, *TEXT_METHODS])]
+    lines += ["| part | task | tasks | minutes each (mean) | GPU-hours | duration from |",
               "|---|---|---:|---:|---:|---|"]
-    for (part, kind), seconds in groups.items():
-        source = kinds.get((part, kind)) or kinds.get(kind, "retraining × the method's ratio (table below)")
-        lines.append(f"| {part} | {kind} | {len(seconds)} | {statistics.mean(seconds) / 60:.1f} | "
+    for (part, kind, model), seconds in sorted(groups.items(), key=lambda item: (
+            PART_ORDER.index(item[0][0]), item[0][1] != "train", order.index(item[0][2]))):
+        source = (sources.get((part, kind, model)) or sources.get((kind, model))
+                  or sources["reference" if model in REFERENCE_MODELS else "method"])
+        lines.append(f"| {part} | {kind} {model} | {len(seconds)} | {statistics.mean(seconds) / 60:.1f} | "
                      f"{sum(seconds) / 3600:.2f} | {source} |")
     columns = [("image", f, f"image {f:.0%}") for f in grid["fractions"]]
     classes = "+".join(map(str, grid["classes"]))
@@ -475,8 +501,7 @@ def report(tasks: list[Task], durations: Durations, grid: dict[str, list], gpu_c
               f"({text_why}; no paper text point).", "", "Estimates (no GPU run is committed):", ""]
     lines += [f"- `{name}` = {getattr(args, flag[2:].replace('-', '_')):g} (`{flag}`): {why}."
               for name, (_, flag, why) in ESTIMATES.items()]
-    lines.append(f"- `--retrains` {args.retrains} references per removal comparison, `--sweep-retrains` "
-                 f"{args.sweep_retrains} per sweep (fraction, seed); the sweep on {', '.join(args.sweep_datasets)}.")
+    lines.append(f"- The α₀ sweep on {', '.join(dict.fromkeys(args.sweep_datasets))} (`--sweep-datasets`).")
     return "\n".join(lines)
 
 
@@ -485,19 +510,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=REPO / "results", help="results folder (default: %(default)s)")
     for name, (default, flag, why) in ESTIMATES.items():
         parser.add_argument(flag, type=float, default=default, help=f"{why} (default {default:g})")
-    parser.add_argument("--retrains", type=int, default=2, help="retrained references per comparison (default 2)")
-    parser.add_argument("--sweep-retrains", type=int, default=1, help="retrainings per sweep (fraction, seed)")
-    parser.add_argument("--sweep-datasets", nargs="+", default=["cifar10"], choices=["cifar10", "cifar100"])
+    parser.add_argument("--sweep-datasets", nargs="+", default=["cifar10"], choices=["cifar10", "cifar100"],
+                        help="the α₀ sweep's data sets (make reproduce: cifar10)")
     parser.add_argument("--gpus", type=int, nargs="+", default=list(GPU_COUNTS))
     args = parser.parse_args(argv)
-    if min(args.retrains, args.sweep_retrains, *args.gpus) < 1:
-        parser.error("--retrains, --sweep-retrains and --gpus take positive integers")
+    if min(args.gpus) < 1:
+        parser.error("--gpus takes positive integers")
     if not args.results.is_dir():
         parser.error(f"--results {args.results} is not a folder (an empty one plans on the fallback estimates)")
     durations = Durations(args.results, args.train_minutes, args.cifar100_factor, args.text_train_minutes,
                           args.overhead_s)
     grid = makefile_grid(REPO / "Makefile")
-    tasks = paper_tasks(durations, grid, args.retrains, args.sweep_retrains, tuple(args.sweep_datasets))
+    tasks = paper_tasks(durations, paper_specs(grid, tuple(args.sweep_datasets)))
     print(report(tasks, durations, grid, args.gpus, args))
 
 

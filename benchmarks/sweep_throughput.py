@@ -27,9 +27,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from nablatau.data import ImageData, load_cifar
 from nablatau.results import load_results
-from nablatau.sweep import (SWEEP_PROFILES, Cell, SweepGrid, load_sweep_data, original_model, run_cell, run_sweep,
-                            sweep_grid)
+from nablatau.runner import record, run_spec, train_spec
+from nablatau.sweep import SWEEP_PROFILES, Cell, SweepGrid, run_sweep, sweep_grid
+from nablatau.train import CheckpointCache
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,12 @@ class FirstCells(SweepGrid):
         by_fraction = [[cell for cell in cells if cell.fraction == f] for f in self.fractions]
         mixed = [cell for group in itertools.zip_longest(*by_fraction) for cell in group if cell is not None]
         return mixed[:self.count]
+
+
+def run_cell(cell: Cell, data: ImageData, output_dir: str, cache_dir: Path) -> dict:
+    """Run one cell in this process and write its results file; returns the file's models."""
+    entry = run_spec(cell.spec, data=data, cache=CheckpointCache(cache_dir), progress=False)
+    return record(cell.spec, entry, output_dir)
 
 
 def main() -> None:
@@ -64,15 +72,16 @@ def main() -> None:
                       count=args.cells)
     print(f"{len(grid.cells)} cells of the {args.profile} grid: " + "; ".join(c.label for c in grid.cells))
 
-    data = load_sweep_data(args.dataset, args.profile)
-    original_model(data, cache_dir, progress=True)  # warm cache: the runs below only load the original
+    data = load_cifar(args.dataset)
+    # Warm cache: the runs below only load the original.
+    train_spec(grid.cells[0].spec.needs[0], data=data, cache=CheckpointCache(cache_dir), progress=True)
 
     throughput = []
     for workers in args.workers:
         threads = max(1, cpus // workers)
         with tempfile.TemporaryDirectory(prefix="sweep-benchmark-") as output_dir:
-            run = run_sweep(grid, output_dir=output_dir, local_cpus=workers * threads, cpus_per_cell=threads,
-                            gpus_per_cell=0, cache_dir=cache_dir)
+            run = run_sweep(grid, output_dir=output_dir, local_cpus=workers * threads, cpus_per_task=threads,
+                            gpus_per_training=0, cache_dir=cache_dir)
             unlearn_s = [load_results(p)["models"]["nablatau"]["runtime_s"] for p in run.paths]
         throughput.append({
             "workers": workers, "threads per worker": threads, "cells": len(run.ran),
@@ -93,11 +102,10 @@ def main() -> None:
                                                   seeds=[cell.seed]).retrain_cells)
         with tempfile.TemporaryDirectory(prefix="sweep-benchmark-") as scratch:
             start = time.perf_counter()
-            unlearned = load_results(run_cell(cell, data, scratch, cache_dir))["models"]["nablatau"]
+            unlearned = run_cell(cell, data, scratch, cache_dir)["nablatau"]
             cell_s = time.perf_counter() - start
             start = time.perf_counter()  # a fresh cache: the retraining really runs
-            retrained_path = run_cell(retrain_cell, data, scratch, Path(scratch) / "cache")
-            retrained = load_results(retrained_path)["models"]["retrain"]
+            retrained = run_cell(retrain_cell, data, scratch, Path(scratch) / "cache")["retrain"]
             retrain_cell_s = time.perf_counter() - start
         versus.append({"cell": cell.label, "∇τ s": round(unlearned["runtime_s"], 1),
                        "∇τ cell s (data, eval, save)": round(cell_s, 1),

@@ -30,9 +30,10 @@ import pandas as pd
 import nablatau
 from nablatau.data import loaders
 from nablatau.models import without_head_dropout
-from nablatau.profiles import TEXT_METHOD_SETTINGS, resolve_profile
-from nablatau.removal import text_setup
+from nablatau.profiles import TEXT_METHOD_SETTINGS
 from nablatau.runner import measuring_loaders, original_model, retrained_model
+from nablatau.setups import text_setup
+from nablatau.spec import Spec
 
 COLUMNS = ("mia_loss", "test_acc", "test_f1_micro", "forget_acc", "retain_acc")
 
@@ -60,11 +61,11 @@ def main() -> None:
     parser.add_argument("--output", help="write the table as JSON here")
     args = parser.parse_args()
 
-    settings = resolve_profile("quick", "text")
     rows = []
     for fraction in args.fractions:
         # The text notebook's setup, so the original and retrained models come from the same checkpoints.
-        setup = text_setup(settings, forget_fraction=fraction, seed=args.seed, progress=False)
+        spec = Spec("text", "original", profile="quick", forget_fraction=fraction, seed=args.seed)
+        setup, settings = text_setup(spec, progress=False), spec.settings
         original, _ = original_model(setup)
         retrained, _ = retrained_model(setup)
         splits, batch_size = setup.splits, settings["unlearn_batch_size"]

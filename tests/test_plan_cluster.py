@@ -1,6 +1,7 @@
 """benchmarks/plan_cluster.py: the list scheduler on small graphs with known answers, and the paper grid's tasks.
 
-No training: the script reads the committed results and the Makefile, and schedules.
+No training: the script reads the committed results and the Makefile, builds the library's task graph of the
+paper grid, and schedules.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ import importlib.util
 import math
 import random
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from nablatau.profiles import IMAGE_METHODS, TEXT_METHODS
+from nablatau import grid as library
+from nablatau.spec import REFERENCE_MODELS
 from nablatau.sweep import sweep_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,50 +134,100 @@ def grid():
     return plan.makefile_grid(REPO / "Makefile")
 
 
-def expected_counts(grid: dict, retrains: int, sweep_retrains: int, sweep_datasets: tuple) -> Counter:
-    """Tasks per (part, kind), from the Makefile's grid and the library's lists."""
-    seeds, image_settings = len(grid["seeds"]), len(grid["fractions"]) + 1  # class removal: one run
-    counts = Counter()
-    for part, comparisons, methods in (("image", 2 * seeds * image_settings, IMAGE_METHODS),
-                                       ("text", seeds * len(grid["text_fractions"]), TEXT_METHODS)):
-        counts[part, "original"] = comparisons // (image_settings if part == "image" else len(grid["text_fractions"]))
-        counts[part, "retrain"] = comparisons * retrains
-        counts[part, "measure"] = comparisons * (1 + retrains + len(methods))
-        for method in methods:
-            counts[part, method] = comparisons
-    for dataset in sweep_datasets:
-        sweep = sweep_grid("paper", dataset=dataset)
-        counts["sweep", "original"] += 1
-        counts["sweep", "retrain"] += len(sweep.retrain_cells) * sweep_retrains
-        counts["sweep", "measure"] += len(sweep.retrain_cells) * sweep_retrains
-        counts["sweep", "sweep_cell"] += len(sweep.cells)
-    return counts
+@pytest.fixture(scope="module")
+def specs(grid):
+    return plan.paper_specs(grid)
 
 
-@pytest.mark.parametrize("retrains, sweep_retrains, sweep_datasets",
-                         [(2, 1, ("cifar10",)), (1, 2, ("cifar10", "cifar100"))])
-def test_the_paper_grid_has_the_expected_tasks(durations, grid, retrains, sweep_retrains, sweep_datasets):
-    tasks = plan.paper_tasks(durations, grid, retrains, sweep_retrains, sweep_datasets)
-    assert Counter((task.part, task.kind) for task in tasks) == expected_counts(grid, retrains, sweep_retrains,
-                                                                               sweep_datasets)
+@pytest.fixture(scope="module")
+def tasks(durations, specs):
+    return plan.paper_tasks(durations, specs)
+
+
+@pytest.fixture(scope="module")
+def graph(specs, tmp_path_factory):
+    """The library's tasks of the paper grid, by key (nothing done)."""
+    return library.task_graph(specs, tmp_path_factory.mktemp("results"))[0]
+
+
+def test_the_makefile_grid_is_the_librarys_default(grid):
+    assert grid["fractions"] == list(library.FRACTIONS) and grid["classes"] == list(library.FORGET_CLASSES)
+    assert grid["text_fractions"] == list(library.TEXT_FRACTIONS) and grid["seeds"] == [1, 2, 3]
+
+
+def test_the_plan_is_the_graph_run_specs_runs(tmp_path, grid, tasks):
+    specs = library.notebook_grid("paper", seeds=(1, 2, 3), datasets=("cifar10", "cifar100"),
+                                  fractions=grid["fractions"], forget_classes=grid["classes"],
+                                  text_fractions=grid["text_fractions"])
+    graph, done = library.task_graph(specs, tmp_path)
+    assert not done and len(tasks) == len(graph)
+    assert {task.name: (task.kind, task.deps) for task in tasks} == \
+        {key: (task.kind, tuple(task.after)) for key, task in graph.items()}
     assert all(task.seconds > 0 for task in tasks)
     plan.topological(tasks)  # names unique, dependencies known, no cycle
+    assert len({task.title for task in tasks}) == len(tasks)  # the report tells every task apart
 
 
-def test_the_paper_grid_dependencies(durations, grid):
-    tasks = plan.paper_tasks(durations, grid, retrains=2)
+def test_each_model_is_trained_once(grid, specs, tasks):
+    trainings = {need.training for spec in specs for need in (spec, *spec.needs) if need.trains}
+    train = [task for task in tasks if task.kind == "train"]
+    assert len(train) == len(trainings)
+    seeds, sweep = len(grid["seeds"]), sweep_grid("paper", seeds=grid["seeds"])
+    # Per seed: an original per data set and a retraining per comparison; the quickstart and train_original
+    # share them. The sweep: its own original (seed 0) and a retraining per (fraction, seed).
+    image = 2 * seeds * (1 + len(grid["fractions"]) + 1)
+    text = seeds * (1 + len(grid["text_fractions"]))
+    assert len(train) == image + text + 1 + len(sweep.retrain_cells)
+    assert all(not task.deps for task in train)
+
+
+def test_a_measuring_task_waits_for_the_trainings_it_needs(tasks, graph):
     by_name = {task.name: task for task in tasks}
     for task in tasks:
-        deps = [by_name[dep] for dep in task.deps]
-        if task.kind in ("original", "retrain"):
-            assert not deps  # a retraining starts from scratch: it needs no original
-        elif task.kind == "measure" and task.part != "sweep":  # the model, the original and both references
-            assert Counter(dep.kind for dep in deps)["retrain"] == 2
-            assert sum(dep.kind == "original" for dep in deps) == 1
-        else:  # a method, a sweep cell, a sweep retraining's check: after the original
-            assert any(dep.kind == "original" for dep in deps)
-        assert all(dep.part == task.part for dep in deps)
-    assert by_name["image cifar10 s1 forget 0.15 nablatau"].deps == ("image cifar10 s1 original",)
+        if task.kind == "train":
+            continue
+        after = sorted(by_name[dep].model for dep in task.deps)
+        assert all(by_name[dep].kind == "train" for dep in task.deps)
+        if task.part == "sweep":  # a cell unlearns the original; a retraining checks itself against it
+            assert after == (["original"] if task.model == "nablatau" else ["original", "retrain"])
+        elif task.model == "retrain" or graph[task.name].spec.experiment == "original":
+            assert after == [task.model]
+        else:  # the original and every method are compared with the retrained model's predictions
+            assert after == ["original", "retrain"]
+
+
+def test_each_task_kind_has_its_duration(durations, tasks, graph):
+    overhead = durations.overhead_s
+    for task in tasks:
+        full = overhead + durations.train_s[graph[task.name].spec.dataset]
+        if task.kind == "train" and task.model == "original":
+            assert task.seconds == pytest.approx(full)
+        elif task.kind == "train":  # the original's time times the share it keeps
+            assert overhead < task.seconds < full
+    measure = {part: min(t.seconds for t in tasks if t.part == part and t.kind == "measure" and t.model == "retrain")
+               for part in ("image", "text", "sweep")}
+    for task in tasks:  # a method or a sweep cell runs, then is measured as a reference model is
+        if task.kind == "measure" and task.model not in REFERENCE_MODELS:
+            assert task.seconds > measure[task.part] > overhead
+
+
+def test_the_paper_grid_schedules_within_its_bounds(tasks):
+    total, path = sum(task.seconds for task in tasks), plan.critical_path(tasks)[0]
+    plans = [plan.schedule(tasks, gpus) for gpus in plan.GPU_COUNTS]
+    check_valid(tasks, plans[1])
+    assert plans[0].makespan == pytest.approx(total)
+    for result in plans:
+        assert result.makespan >= max(path, total / result.gpus) - 1e-6
+    # Greedy list scheduling need not be monotone in general (Graham's anomalies); on this grid it is.
+    assert all(more.makespan <= fewer.makespan + 1e-6 for fewer, more in zip(plans, plans[1:]))
+
+
+def test_a_sweep_on_cifar100_adds_its_own_grid(durations, grid, tasks):
+    both = plan.paper_tasks(durations, plan.paper_specs(grid, ("cifar10", "cifar100")))
+    sweep = sweep_grid("paper", dataset="cifar100", seeds=grid["seeds"])
+    assert len(both) == len(tasks) + 1 + 2 * len(sweep.retrain_cells) + len(sweep.cells)
+    without = plan.paper_tasks(durations, plan.paper_specs(grid, ()))
+    assert not any(task.part == "sweep" for task in without)
 
 
 def test_the_paper_point_sets_its_own_ratios(durations):
@@ -188,16 +239,16 @@ def test_the_paper_point_sets_its_own_ratios(durations):
     assert 0 < durations.forward_cost < 1 and 0 < durations.step_cost < 2
 
 
-def test_without_results_every_duration_is_a_stated_estimate(tmp_path, grid):
+def test_without_results_every_duration_is_a_stated_estimate(tmp_path, specs):
     durations = plan.Durations(tmp_path, 5.0, 1.6, 10.0, 10.0)
     assert durations.ratio("text", "scrub", 0.15) == (plan.FALLBACKS["METHOD_RATIO"][0], "E")
     assert durations.forward_cost == plan.FALLBACKS["FORWARD_COST"][0]
-    tasks = plan.paper_tasks(durations, grid)
-    assert all(task.seconds > 0 for task in tasks)
+    assert all(task.seconds > 0 for task in plan.paper_tasks(durations, specs))
 
 
-def test_the_script_prints_the_table(capsys):
+def test_the_script_prints_the_table(capsys, tasks):
     plan.main(["--gpus", "1", "64", "--train-minutes", "20"])
     out = capsys.readouterr().out
+    assert out.startswith(f"{len(tasks)} tasks (")
     assert "| 1 |" in out and "| 64 |" in out and "GPU-hours" in out
     assert "`TRAIN_MINUTES` = 20" in out
