@@ -67,8 +67,20 @@ test: $(STAMP)
 test-fast: $(if $(wildcard $(STAMP)),,$(STAMP))
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" tests nablatau
 
+# With RAY_ADDRESS set (Ray's own convention), the whole grid is computed first as Ray tasks on that cluster
+# (python -m nablatau.grid: trainings on a GPU each, then every method and measurement); the notebooks then find
+# every result and only render. NABLATAU_CACHE_DIR, NABLATAU_DATA_DIR and RESULTS must then be storage every node
+# reads. Without RAY_ADDRESS each notebook computes what it lacks, here.
 reproduce: $(STAMP)
 	mkdir -p $(EXECUTED)
+	@if [ -n "$$RAY_ADDRESS" ]; then \
+	  datasets=cifar10; \
+	  if $(BIN)/python -c "import nablatau; nablatau.load_cifar('cifar100')" 2>/dev/null; then datasets="cifar10 cifar100"; fi; \
+	  echo "RAY_ADDRESS=$$RAY_ADDRESS: computing the grid on $$datasets as Ray tasks on that cluster first"; \
+	  $(BIN)/python -m nablatau.grid --profile $(PROFILE) --seeds $(SEEDS) --datasets $$datasets \
+	    --fractions $(FRACTIONS) --forget-classes $(FORGET_CLASSES) --text-fractions $(TEXT_FRACTIONS) \
+	    --output $(RESULTS) || exit 1; \
+	fi
 	$(PAPERMILL) notebooks/quickstart.ipynb $(EXECUTED)/quickstart-$(PROFILE).ipynb -p profile $(PROFILE) \
 	  $(RESULTS_PARAM)
 	$(MAKE) --no-print-directory image-experiments DATASET=cifar10
