@@ -7,6 +7,7 @@ train a model for real, start Ray or run a notebook.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,10 @@ class CountingLoader:
         for batch in batches:
             self.batches += 1
             yield batch
+
+
+def free_port() -> int:
+    """A local port nothing listens on: bound once, then released (``from conftest import free_port``)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -7,15 +7,9 @@ import time
 
 import pytest
 
+from conftest import free_port
 from nablatau.cluster import RAY_ADDRESS, host_and_port, resolve_address, start_ray, unreachable
 from nablatau.errors import ConfigError
-
-
-def _closed_port() -> int:
-    """A local port nothing listens on: bound once, then released."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_an_explicit_address_wins_over_ray_address_and_empty_means_this_machine():
@@ -42,7 +36,7 @@ def test_a_listening_port_is_reachable():
 
 
 def test_an_unreachable_ray_address_stops_at_once_naming_it_and_how_to_run_locally(monkeypatch):
-    address = f"127.0.0.1:{_closed_port()}"
+    address = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv(RAY_ADDRESS, address)
     start = time.perf_counter()
     with pytest.raises(ConfigError) as error:
@@ -55,7 +49,7 @@ def test_an_unreachable_ray_address_stops_at_once_naming_it_and_how_to_run_local
 def test_the_notebook_grid_refuses_an_unreachable_cluster_before_any_task(monkeypatch, tmp_path):
     from nablatau.grid import notebook_grid, run_specs
 
-    address = f"127.0.0.1:{_closed_port()}"
+    address = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv(RAY_ADDRESS, address)
     ran = []
     with pytest.raises(ConfigError, match="no Ray cluster answers at"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from conftest import free_port
 from nablatau.cluster import RAY_ADDRESS, unreachable
 from nablatau.grid import notebook_grid, run_specs
 from nablatau.runner import run_experiment
@@ -43,20 +43,19 @@ SWEEP = dict(fractions=[0.3])
 RAY = Path(sys.executable).with_name("ray")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def local_cluster(tmp_path: Path) -> Iterator[str]:
+def local_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """``ray start --head --block`` on 127.0.0.1 with 2 CPUs (two workers at one CPU a cell); its GCS address.
 
     ``--block`` keeps the head in a process of its own session, so that the teardown stops this cluster and
     no other Ray on the machine (``ray stop`` would stop them all).
+
+    Token authentication is off for this loopback cluster, for the head and for this process alike: Ray turns
+    it on for a head that finds a token in ``~/.ray/auth_token``, but a driver that names the address turns it
+    on only with ``RAY_AUTH_MODE=token``, so with a token on the machine the two would disagree.
     """
-    port = _free_port()
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    port = free_port()
     command = [str(RAY), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
                "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"]
     log = (tmp_path / "ray-head.log").open("w")
