@@ -24,6 +24,7 @@ from typing import Any
 # Nothing is imported here: each name below is imported from its submodule on first use (PEP 562), so that
 # ``import nablatau.figures`` (``make figures``) reads results files without importing torch or Ray.
 _NAMES = {
+    "audits": ("AuditReport", "audit"),
     "data": ("UnlearningSplits", "class_forget_split", "load_cifar", "load_goemotions", "loaders", "make_splits",
              "random_forget_split", "split_heldout"),
     "errors": ("CheckpointError", "ConfigError", "DataError", "DataNotFoundError", "DivergenceError",
@@ -57,9 +58,9 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
-    "CIFAR_RECIPE", "METHODS", "CheckpointCache", "CheckpointError", "ConfigError", "DataError",
+    "AuditReport", "CIFAR_RECIPE", "METHODS", "CheckpointCache", "CheckpointError", "ConfigError", "DataError",
     "DataNotFoundError", "DivergenceError", "GOEMOTIONS_RECIPE", "MIAResult", "NablatauError",
-    "ShapeError", "TextClassifier", "TrainRecipe", "UnlearnResult", "UnlearningSplits", "alpha_at",
+    "ShapeError", "TextClassifier", "TrainRecipe", "UnlearnResult", "UnlearningSplits", "alpha_at", "audit",
     "baselines", "class_forget_split", "data", "default_alpha0", "default_epochs", "evaluate", "load_cifar",
     "load_goemotions", "loaders", "losses", "make_splits", "methods", "models", "population_mia",
     "random_forget_split", "refreshes_target_loss", "resnet18", "split_heldout", "train", "unlearn",
