@@ -4,7 +4,7 @@ Every experiment is a set of :class:`~nablatau.spec.Spec` s, and :func:`run_spec
 returns its measured model:
 
 1. the original is trained once on the whole training set, then loaded from the checkpoint cache
-   (:func:`original_model`; keys from :func:`checkpoint_key`, the one definition of them);
+   (:func:`original_model`; keys from :func:`nablatau.spec.checkpoint_key`, the one definition of them);
 2. the gold standard is trained from scratch on the retain split with the original's recipe
    (:func:`retrained_model`);
 3. a method runs on its own copy of the original, with fresh loaders seeded alike (:func:`run_method`),
@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from .batches import default_device
 from .data import UnlearningSplits, labels_of, loaders
-from .errors import DivergenceError, raise_if_any
+from .errors import DivergenceError
 from .losses import PerSampleLoss, cross_entropy
 from .methods import method
 from .metrics import accuracy, evaluate, label_prior_accuracy
@@ -46,7 +46,7 @@ from .nabla_tau import UnlearnResult
 from .results import load_results, plain, save_results
 from .runs import RemovalRun
 from .setups import Setup, setup_of
-from .spec import REFERENCE_MODELS, Spec
+from .spec import REFERENCE_MODELS, Spec, checkpoint_key
 from .tables import round_accuracy
 from .train import LAST_BATCH, CheckpointCache, TrainRecipe, recipe_spec, train, training_loader
 
@@ -98,46 +98,6 @@ def curve_end(history: Sequence[Mapping[str, Any]], final: Mapping[str, Any]) ->
 # --- Trained models, cached ------------------------------------------------------------------------
 
 
-def checkpoint_key(settings: Mapping[str, Any], role: str = "original", *, dataset: str,
-                   **forget: Any) -> dict[str, Any]:
-    """What determines a trained model's weights besides its training set, recipe and seed.
-
-    The one definition of checkpoint keys, for every notebook, the sweep, the benchmark and the tests,
-    so they share cached checkpoints. Image models (``settings["experiment"] == "image"``) are ResNet-18s;
-    text models add the encoder, pooling, maximum length and the dev/test subset sizes.
-
-        >>> from nablatau.profiles import resolve_profile
-        >>> checkpoint_key(resolve_profile("smoke"), "retrain", dataset="cifar10", forget_classes=[3])
-        {'role': 'retrain', 'dataset': 'cifar10', 'model': 'resnet18', 'forget_classes': [3]}
-
-    Args:
-        settings: the resolved profile (:func:`nablatau.profiles.resolve_profile`).
-        role: ``"original"`` (the whole training set) or ``"retrain"`` (the retain split only).
-        dataset: the data set's name, e.g. ``"cifar10"`` or ``"goemotions"``.
-        forget: for ``"retrain"``, what was removed: ``forget_fraction`` and ``split_seed``, or
-            ``forget_classes``.
-
-    Raises:
-        ConfigError: an unknown role or forget key, or a retrained model without a forget set.
-    """
-    problems = []
-    if role not in REFERENCE_MODELS:
-        problems.append(f"role must be one of {list(REFERENCE_MODELS)}, got {role!r}")
-    unknown = sorted(set(forget) - {"forget_fraction", "split_seed", "forget_classes"})
-    if unknown:
-        problems.append(f"unknown forget keys {unknown}; pass forget_fraction and split_seed, or forget_classes")
-    if (role == "retrain") != bool(forget):
-        problems.append("a retrained model's key names its forget set (forget_fraction and split_seed, or "
-                        f"forget_classes) and the original's names none; got role {role!r} with {forget}")
-    raise_if_any(problems)
-    if settings["experiment"] == "text":
-        model = {"model": "text-classifier", **{name: settings[name] for name in
-                                                 ("encoder", "pooling", "max_length", "n_val", "n_test")}}
-    else:
-        model = {"model": "resnet18"}
-    return {"role": role, "dataset": dataset, **model, **forget}
-
-
 def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, settings: Mapping[str, Any], *,
                   key: Mapping[str, Any], loss: PerSampleLoss = cross_entropy, collate_fn: Callable | None = None,
                   seed: int = 0, cache: CheckpointCache | None = None, device: torch.device | None = None,
@@ -151,7 +111,7 @@ def trained_model(build_model: Callable[[], nn.Module], train_set: Dataset, sett
         build_model: makes the untrained model.
         train_set: what it trains on.
         settings: the resolved profile; its ``recipe`` is the training recipe.
-        key: what else determines the weights (:func:`checkpoint_key`); the training-set size, recipe
+        key: what else determines the weights (:func:`nablatau.spec.checkpoint_key`); the training-set size, recipe
             and seed are added.
         loss, collate_fn: the per-sample loss and the batch collation (text).
         seed: initial weights and batch order.

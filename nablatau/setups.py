@@ -40,7 +40,7 @@ class Setup:
     """An experiment, loaded: its data, its model and how each model is trained and measured."""
 
     settings: dict[str, Any]  # the resolved profile: recipe, unlearn_batch_size, ...
-    dataset: str  # names the checkpoints (:func:`nablatau.runner.checkpoint_key`)
+    dataset: str  # names the checkpoints (:func:`nablatau.spec.checkpoint_key`)
     train_set: Dataset  # the original's training set
     splits: UnlearningSplits | None  # retain/forget from train_set; val/test (and extras) held out; None: no forget set
     build_model: Callable[[], nn.Module]

@@ -185,18 +185,16 @@ class Spec:
     @property
     def training(self) -> str | None:
         """What its training produces, or None for a method: specs with the same value train the same weights
-        (the original of one seed serves every comparison of that seed), so a grid trains them once. Made of
-        what :func:`nablatau.runner.checkpoint_key` and the cache key hold: data set, model, training-set
-        size, recipe, seed and, for a retraining, the forget set."""
+        (the original of one seed serves every comparison of that seed), so a grid trains them once. The
+        checkpoint key (:func:`checkpoint_key`) with what the cache adds to it: training-set size, recipe, seed."""
         if not self.trains:
             return None
         settings = self._config["settings"]
-        text = ({name: settings[name] for name in ("encoder", "pooling", "max_length", "n_val", "n_test")}
-                if self.experiment == "text" else {})
-        forget = ({} if self.model == "original" else {"classes": list(self.forget_classes)}
-                  if self.forget_classes is not None else {"fraction": self.forget_fraction, "split_seed": self.split_seed})
-        return run_id({"model": self.model, "dataset": self.dataset, "n_train": settings["n_train"],
-                       "recipe": settings["recipe"], "seed": self.seed, **text, **forget})
+        forget = ({} if self.model == "original" else {"forget_classes": list(self.forget_classes)}
+                  if self.forget_classes is not None else {"forget_fraction": self.forget_fraction,
+                                                           "split_seed": self.split_seed})
+        key = checkpoint_key(settings, self.model, dataset=self.dataset, **forget)
+        return run_id({**key, "n_train": settings["n_train"], "recipe": settings["recipe"], "seed": self.seed})
 
     @property
     def training_label(self) -> str:
@@ -237,6 +235,50 @@ def experiment_specs(experiment: str, methods: Sequence[str] = (), **parameters:
     methods = tuple(dict.fromkeys(methods))
     first = Spec(experiment, "original", methods=methods, **parameters)
     return [first, *(first.other(model) for model in first.file_models[1:])]
+
+
+# --- Trained models ----------------------------------------------------------------------------
+
+
+def checkpoint_key(settings: Mapping[str, Any], role: str = "original", *, dataset: str,
+                   **forget: Any) -> dict[str, Any]:
+    """What determines a trained model's weights besides its training set, recipe and seed.
+
+    The one definition of checkpoint keys, for every notebook, the sweep, the benchmark and the tests,
+    so they share cached checkpoints, and of what a grid trains once (:attr:`Spec.training`). Image models (``settings["experiment"] == "image"``) are ResNet-18s;
+    text models add the encoder, pooling, maximum length and the dev/test subset sizes.
+
+        >>> from nablatau.profiles import resolve_profile
+        >>> checkpoint_key(resolve_profile("smoke"), "retrain", dataset="cifar10", forget_classes=[3])
+        {'role': 'retrain', 'dataset': 'cifar10', 'model': 'resnet18', 'forget_classes': [3]}
+
+    Args:
+        settings: the resolved profile (:func:`nablatau.profiles.resolve_profile`).
+        role: ``"original"`` (the whole training set) or ``"retrain"`` (the retain split only).
+        dataset: the data set's name, e.g. ``"cifar10"`` or ``"goemotions"``.
+        forget: for ``"retrain"``, what was removed: ``forget_fraction`` and ``split_seed``, or
+            ``forget_classes``.
+
+    Raises:
+        ConfigError: an unknown role or forget key, or a retrained model without a forget set.
+    """
+    problems = []
+    if role not in REFERENCE_MODELS:
+        problems.append(f"role must be one of {list(REFERENCE_MODELS)}, got {role!r}")
+    unknown = sorted(set(forget) - {"forget_fraction", "split_seed", "forget_classes"})
+    if unknown:
+        problems.append(f"unknown forget keys {unknown}; pass forget_fraction and split_seed, or forget_classes")
+    if (role == "retrain") != bool(forget):
+        problems.append("a retrained model's key names its forget set (forget_fraction and split_seed, or "
+                        f"forget_classes) and the original's names none; got role {role!r} with {forget}")
+    raise_if_any(problems)
+    if settings["experiment"] == "text":
+        model = {"model": "text-classifier", **{name: settings[name] for name in
+                                                 ("encoder", "pooling", "max_length", "n_val", "n_test")}}
+    else:
+        model = {"model": "resnet18"}
+    return {"role": role, "dataset": dataset, **model, **forget}
+
 
 
 # --- Checks ------------------------------------------------------------------------------------
