@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import functools
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,20 +32,17 @@ def _loader(x, y, batch_size=64):
     return DataLoader(TensorDataset(x, y), batch_size=batch_size)
 
 
-def _mlp(seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+def _benchmark():
+    """benchmarks/audit_digits.py, whose MLP and training these tests share."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "audit_digits.py"
+    spec = importlib.util.spec_from_file_location("audit_digits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int, epochs: int = 150) -> nn.Module:
-    """Full-batch Adam until the training set is memorised (training loss far below held-out loss)."""
-    torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(epochs):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model.eval()
+BENCHMARK = _benchmark()
+_mlp, _fit = BENCHMARK.mlp, functools.partial(BENCHMARK.fit, epochs=150)
 
 
 @pytest.fixture(scope="module")
