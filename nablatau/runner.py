@@ -350,7 +350,7 @@ def record(spec: Spec, entry: Mapping[str, Any], output_dir: str | Path,
     held = load_results(path)["models"] if path.exists() else {}
     held[spec.model] = entry
     models = {name: held[name] for name in dict.fromkeys([*spec.file_models, *held]) if name in held}
-    if all(name in models for name in REFERENCE_MODELS) and spec.experiment != "sweep":
+    if all(name in models for name in REFERENCE_MODELS):
         models["retrain"]["reference_problems"] = reference_problems(
             models["original"], models["retrain"], subset_removal=spec.forget_classes is None)
     save_results(output_dir, spec.notebook, config=spec.config, models=models, worker_environment=environment)
