@@ -5,7 +5,7 @@ The graph is the library's own: the specs of every notebook ``make reproduce PRO
 TEXT_FRACTIONS, on CIFAR-10 and CIFAR-100), plus the α₀ sweep on each other data set of ``--sweep-datasets``,
 turned into tasks by :func:`nablatau.grid.task_graph` as :func:`nablatau.grid.run_specs` would run them:
 
-* a ``train`` task per trained model (an original, a retrained reference), once however many specs share it;
+* a ``train`` task per trained model (an original, each retrained reference), once however many specs share it;
 * a ``measure`` task per spec, after the trainings it needs (:attr:`nablatau.spec.Spec.needs`): a reference
   model is measured; a method runs and is measured; a sweep cell runs ∇τ and is measured.
 
@@ -15,9 +15,11 @@ on the estimate of one training (``--train-minutes``, ``--text-train-minutes``, 
 its reason). Everything else is scaled from those by ratios measured in the committed results (``results/``),
 which carry over between machines where seconds do not: a retraining costs the original times its share of
 the training set; a method costs its measured ratio to retraining (the paper-profile point where it was
-measured, otherwise the quick results calibrated by the paper point); a ∇τ sweep cell costs its steps and
-validation passes, counted with the library's epoch rule, at the paper point's measured cost per image; a
-measurement costs forward passes at the cost the paper point's per-epoch measurements took.
+measured, otherwise the quick results calibrated by the paper point); a further retrained reference
+(``retrain_2``, ...) costs what the first does, the same retain set and recipe under another seed, and is
+measured as it is; a ∇τ sweep cell costs its steps and validation passes, counted with the library's epoch rule,
+at the paper point's measured cost per image; a measurement costs forward passes at the cost the paper point's
+per-epoch measurements took.
 
 Scheduling: greedy list scheduling, one task per GPU, a task starts once its dependencies have finished, and
 among ready tasks the one with the longest remaining path (its duration plus its longest chain of dependants)
@@ -45,9 +47,10 @@ from nablatau.grid import Task as SpecTask
 from nablatau.grid import notebook_grid, task_graph
 from nablatau.nabla_tau import default_epochs, refreshes_target_loss, unlearn
 from nablatau.profiles import IMAGE_METHODS, PROFILES, TEXT_METHODS, TEXT_PROFILES, resolve_profile
+from nablatau.references import reference_index
 from nablatau.results import load_results
 from nablatau.runner import is_tracked_epoch
-from nablatau.spec import REFERENCE_MODELS, Spec
+from nablatau.spec import Spec
 from nablatau.sweep import sweep_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +93,7 @@ class Task:
     seconds: float
     deps: tuple[str, ...] = ()
     part: str = ""  # image | text | sweep
-    model: str = ""  # original | retrain | a method's name
+    model: str = ""  # original | retrain | retrain_2, ... (further references) | a method's name
     label: str = ""  # for the report; the name where empty
 
     @property
@@ -229,6 +232,17 @@ def trace(by_name: dict[str, Task], start: dict[str, float], finish: dict[str, f
 # --- Durations ------------------------------------------------------------------------------------------------
 
 
+def is_reference(model: str) -> bool:
+    """Whether ``model`` is trained and measured as a reference: the original or any retrained reference."""
+    return model == "original" or reference_index(model) is not None
+
+
+def duration_model(model: str) -> str:
+    """The model whose duration ``model`` takes: a further retrained reference (``retrain_2``, ...) trains on
+    the same retain set with the same recipe as the first, ``retrain``, and is measured as it is."""
+    return "retrain" if reference_index(model) is not None else model
+
+
 def makefile_grid(path: Path) -> dict[str, list]:
     """The paper grid ``make reproduce PROFILE=paper`` runs: forget fractions, classes, seeds, text fractions."""
     text = path.read_text()
@@ -274,7 +288,7 @@ class Durations:
             fraction = config["forget_fraction"] or \
                 len(config["forget_classes"]) / image_dataset_size(config["dataset"])[0]
             ratios = {name: entry["runtime_s"] / retrain for name, entry in models.items()
-                      if name not in REFERENCE_MODELS and entry.get("runtime_s")}
+                      if not is_reference(name) and entry.get("runtime_s")}
             if config["profile"] == "quick":
                 for name, ratio in ratios.items():
                     self.quick[experiment, fraction][name].append(ratio)
@@ -317,11 +331,11 @@ class Durations:
     def seconds(self, task: SpecTask) -> float:
         """A library task's GPU-seconds: the task overhead, plus a training (``train``); or a measurement,
         after the method's run for a method and after ∇τ's for a sweep cell (``measure``)."""
-        spec = task.spec
+        spec, model = task.spec, duration_model(task.spec.model)
         experiment, n_forget = ("text" if spec.experiment == "text" else "image"), self.forgotten(spec)
         if task.kind == "train":
-            work = self.train(spec.dataset, n_forget if spec.model == "retrain" else 0)
-        elif spec.model in REFERENCE_MODELS:
+            work = self.train(spec.dataset, n_forget if model == "retrain" else 0)
+        elif is_reference(model):
             work = self.measure(experiment, spec.dataset)
         elif spec.experiment == "sweep":
             work = self.sweep_cell(spec.dataset, spec.forget_fraction, dict(spec.method_settings)["max_epochs"])
@@ -395,9 +409,10 @@ def paper_specs(grid: dict[str, list], sweep_datasets: tuple[str, ...] = ("cifar
 
 
 def training_label(spec: Spec) -> str:
-    """A training by what determines its weights: the library labels it by whichever spec first needed it."""
-    label = f"train {spec.model} {spec.dataset} seed {spec.seed}"
-    if spec.model == "retrain":
+    """A training by what determines its weights (a further reference: its own training seed); the library labels
+    it by whichever spec first needed it."""
+    label = f"train {spec.model} {spec.dataset} seed {spec.training_seed}"
+    if reference_index(spec.model) is not None:
         label += (f" classes {list(spec.forget_classes)}" if spec.forget_classes is not None
                   else f" forget {spec.forget_fraction:g} split {spec.split_seed}")
     return label
@@ -470,13 +485,19 @@ def report(tasks: list[Task], durations: Durations, grid: dict[str, list], gpu_c
     groups = defaultdict(list)
     for task in tasks:
         groups[task.part, task.kind, task.model].append(task.seconds)
-    order = [*REFERENCE_MODELS, *dict.fromkeys([*IMAGE_METHODS, *TEXT_METHODS])]
+    methods = list(dict.fromkeys([*IMAGE_METHODS, *TEXT_METHODS]))
+
+    def row_order(model: str) -> tuple[int, int]:  # the original, the references in turn, the methods
+        index = reference_index(model)
+        return (0, 0) if model == "original" else (1, index) if index is not None else (2, methods.index(model))
+
     lines += ["| part | task | tasks | minutes each (mean) | GPU-hours | duration from |",
               "|---|---|---:|---:|---:|---|"]
     for (part, kind, model), seconds in sorted(groups.items(), key=lambda item: (
-            PART_ORDER.index(item[0][0]), item[0][1] != "train", order.index(item[0][2]))):
-        source = (sources.get((part, kind, model)) or sources.get((kind, model))
-                  or sources["reference" if model in REFERENCE_MODELS else "method"])
+            PART_ORDER.index(item[0][0]), item[0][1] != "train", row_order(item[0][2]))):
+        same = duration_model(model)  # a further reference is estimated as the first
+        source = (sources.get((part, kind, same)) or sources.get((kind, same))
+                  or sources["reference" if is_reference(same) else "method"])
         lines.append(f"| {part} | {kind} {model} | {len(seconds)} | {statistics.mean(seconds) / 60:.1f} | "
                      f"{sum(seconds) / 3600:.2f} | {source} |")
     columns = [("image", f, f"image {f:.0%}") for f in grid["fractions"]]

@@ -127,6 +127,39 @@ def tpr_at_fpr(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> float
     return float(true[false <= fpr].max())
 
 
+def loss_attacks(forget: np.ndarray, heldout: np.ndarray, reference_forget: Sequence[np.ndarray] = (),
+                 reference_heldout: Sequence[np.ndarray] = ()) -> dict[str, float]:
+    """Both attacks on per-sample losses already computed: the one computation behind :func:`audit` and the
+    results files (:func:`nablatau.runner.record` scores every model of a comparison with it).
+
+    Args:
+        forget, heldout: the audited model's per-sample losses on the forget and held-out samples.
+        reference_forget, reference_heldout: each reference's losses on the same samples, in the same order.
+
+    Returns:
+        ``population_auc`` always; with references ``calibrated_auc``, ``calibrated_pvalue`` and
+        ``tpr_at_<p>pct_fpr`` for each rate of :data:`FPRS` that the held-out samples can resolve (at least
+        one false positive: 100 samples for 1 %); a rate they cannot resolve is left out, not guessed.
+    """
+    forget, heldout = np.asarray(forget, dtype=float), np.asarray(heldout, dtype=float)
+    scores = {"population_auc": _auc(-forget, -heldout)[0]}  # a lower loss looks like a member
+    if len(reference_forget):
+        members = _log(np.asarray(reference_forget, dtype=float)).mean(axis=0) - _log(forget)
+        nonmembers = _log(np.asarray(reference_heldout, dtype=float)).mean(axis=0) - _log(heldout)
+        scores["calibrated_auc"], scores["calibrated_pvalue"] = _auc(members, nonmembers)
+        scores.update({f"tpr_at_{fpr * 100:g}pct_fpr": tpr_at_fpr(members, nonmembers, fpr) for fpr in FPRS
+                       if heldout.size >= math.ceil(1 / fpr)})
+    return scores
+
+
+def calibrated_scores(forget: np.ndarray, heldout: np.ndarray, reference_forget: Sequence[np.ndarray],
+                      reference_heldout: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The calibrated attack's per-sample scores (references' mean log-loss minus the model's) of the forget
+    and the held-out samples: what :func:`loss_attacks` ranks, for a bootstrap over samples."""
+    return (_log(np.asarray(reference_forget, dtype=float)).mean(axis=0) - _log(np.asarray(forget, dtype=float)),
+            _log(np.asarray(reference_heldout, dtype=float)).mean(axis=0) - _log(np.asarray(heldout, dtype=float)))
+
+
 def audit(model: nn.Module, forget: DataLoader, heldout: DataLoader, *, references: Sequence[nn.Module] = (),
           loss: PerSampleLoss | None = None, task: str = "multiclass") -> AuditReport:
     """Audit whether ``model`` still tells its ``forget`` samples from ``heldout`` ones; see the module docstring.
@@ -167,25 +200,22 @@ def audit(model: nn.Module, forget: DataLoader, heldout: DataLoader, *, referenc
         raise DataError(f"the audit needs at least {MIN_FORGET} forget and {needed} held-out samples"
                         + (" (TPR at 1 % FPR needs one false positive in 100 held-out samples)" if references else "")
                         + f"; got {forget_losses.size} and {heldout_losses.size}")
-    population_auc, _ = _auc(-forget_losses, -heldout_losses)  # a lower loss looks like a member
     ks = ks_2samp(forget_losses, heldout_losses)
-    calibrated = dict(calibrated_auc=math.nan, calibrated_pvalue=math.nan, tpr_at_1pct_fpr=math.nan,
-                      tpr_at_5pct_fpr=math.nan)
     suspect: list[int] = []
     reference_forget_loss = math.nan
+    reference_forget = reference_heldout = np.empty((0, 0))
     if references:
         reference_forget = np.stack([_losses(r, forget, loss, f"reference {i} forget") for i, r in enumerate(references)])
         reference_heldout = np.stack([_losses(r, heldout, loss, f"reference {i} held-out")
                                       for i, r in enumerate(references)])
         ratios = reference_forget.mean(axis=1) / np.maximum(reference_heldout.mean(axis=1), TINY)
         suspect = [i for i, ratio in enumerate(ratios) if ratio < SUSPECT_RATIO]
-        members = _log(reference_forget).mean(axis=0) - _log(forget_losses)
-        nonmembers = _log(reference_heldout).mean(axis=0) - _log(heldout_losses)
-        auc, pvalue = _auc(members, nonmembers)
-        calibrated = dict(calibrated_auc=auc, calibrated_pvalue=pvalue,
-                          tpr_at_1pct_fpr=tpr_at_fpr(members, nonmembers, 0.01),
-                          tpr_at_5pct_fpr=tpr_at_fpr(members, nonmembers, 0.05))
         reference_forget_loss = float(reference_forget.mean())
+    calibrated = dict(calibrated_auc=math.nan, calibrated_pvalue=math.nan, tpr_at_1pct_fpr=math.nan,
+                      tpr_at_5pct_fpr=math.nan)
+    scores = loss_attacks(forget_losses, heldout_losses, reference_forget, reference_heldout)
+    population_auc = scores.pop("population_auc")
+    calibrated.update(scores)
     return AuditReport(population_auc=population_auc, ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue),
                        n_forget=forget_losses.size, n_heldout=heldout_losses.size, n_references=len(references),
                        suspect_references=tuple(suspect), forget_loss=float(forget_losses.mean()),

@@ -41,7 +41,8 @@ from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
 from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, closest_over_seeds, interval, shortened_trainings, titled
 
 #: Display names of the models, in table order.
-MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "nablatau": "∇τ", "finetune": "Finetune",
+MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "retrain_2": "Retrain, second seed",
+               "retrain_3": "Retrain, third seed", "nablatau": "∇τ", "finetune": "Finetune",
                "scrub": "SCRUB", "ssd": "SSD", "amnesiac": "Amnesiac", "neggrad_plus": "NegGrad+",
                "bad_teacher": "Bad Teacher"}
 

@@ -164,5 +164,8 @@ def evaluate(
     metrics[f"{members}_mean_loss"] = float(np.mean(scores[members]["loss"]))
     metrics[f"{nonmembers}_mean_loss"] = float(np.mean(scores[nonmembers]["loss"]))
     if sample_losses:
-        metrics["sample_losses"] = {name: scores[name]["loss"].tolist() for name in attack}
+        # Six significant digits: the losses are float32 (about seven), and every model of a comparison keeps
+        # them (the calibrated attack, :func:`nablatau.runner.score_attacks`), so the files stay small.
+        metrics["sample_losses"] = {name: [float(f"{value:.6g}") for value in scores[name]["loss"].tolist()]
+                                    for name in attack}
     return metrics

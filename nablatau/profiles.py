@@ -88,6 +88,10 @@ PAPER = freeze({
     # CIFAR-100 original at 128 (TRAIN_Cifar100.ipynb), CIFAR-10 at 256.
     "batch_size_by_dataset": {"cifar100": 128},
     "unlearn_batch_size": 256,  # the reference's CIFAR batch size
+    # Retrained references per comparison, each with its own training seed: the first is the gold standard,
+    # the others measure how far an exact retraining lands from it (retraining's own spread) and calibrate
+    # the per-example attack.
+    "references": 2,
 })
 PROFILES = freeze({
     "paper": {},
@@ -107,6 +111,7 @@ TEXT_PAPER = freeze({
     "max_length": 40,
     "recipe": GOEMOTIONS_RECIPE,
     "unlearn_batch_size": 128,
+    "references": 2,  # as for images: the gold standard and retraining's own spread
 })
 # On 2 CPU cores MiniLM fine-tunes at ~35-50 texts/s, so quick memorises a small subset: 400 texts,
 # 20 epochs of batch 16 at lr 1e-4 (lr 3e-4 sat on the label prior for a dozen epochs before learning).
@@ -205,6 +210,7 @@ def resolve_profile(name: str, experiment: str = "image", *, dataset: str | None
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise ConfigError(f"unknown {experiment} profile settings {unknown}; the known ones are {sorted(defaults)}")
+    raise_if_any(references_problems(overrides["references"]) if "references" in overrides else [])
     settings = thaw({**defaults, **profiles[name], **overrides, "profile": name, "experiment": experiment})
     if experiment == "text" and settings["encoder"] is None:
         default_text_encoder()  # fails now, naming the package to install, rather than when training starts
@@ -213,6 +219,17 @@ def resolve_profile(name: str, experiment: str = "image", *, dataset: str | None
     if batch_size is not None and batch_size != settings["recipe"].batch_size:
         settings["recipe"] = settings["recipe"].replace(batch_size=batch_size)
     return settings
+
+
+def references_problems(references: Any) -> list[str]:
+    """Why ``references`` is not a number of retrained references; empty when it is.
+
+    One reference cannot say how far a second exact retraining lands, so a comparison needs at least two.
+    """
+    if isinstance(references, bool) or not isinstance(references, int) or references < 2:
+        return [f"references must be an integer >= 2 (the gold standard and at least one more retraining to "
+                f"measure retraining's own spread), got {references!r}"]
+    return []
 
 
 def method_settings(name: str, experiment: str = "image") -> dict[str, Any]:
@@ -256,6 +273,7 @@ def _problems() -> list[str]:
                          if settings[key] is not None and not (isinstance(settings[key], int) and settings[key] > 0)]
             if not (isinstance(settings["unlearn_batch_size"], int) and settings["unlearn_batch_size"] > 0):
                 problems.append(f"{experiment} profile {name!r}: unlearn_batch_size must be a positive integer")
+            problems += [f"{experiment} profile {name!r}: {problem}" for problem in references_problems(settings["references"])]
         if set(methods) != set(IMAGE_METHODS):
             problems.append(f"{experiment} method settings must name exactly {sorted(IMAGE_METHODS)}, got "
                             f"{sorted(methods)}")

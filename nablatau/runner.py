@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .audits import FPRS, loss_attacks
 from .batches import default_device
 from .data import UnlearningSplits, labels_of, loaders
 from .errors import DivergenceError
@@ -46,19 +47,12 @@ from .nabla_tau import UnlearnResult
 from .results import load_results, plain, save_results
 from .runs import RemovalRun
 from .setups import Setup, setup_of
-from .spec import REFERENCE_MODELS, Spec, checkpoint_key
-from .tables import round_accuracy
+from .references import final_loss, health_problems, reference_problems
+from .spec import Spec, checkpoint_key, reference_seed
 from .train import LAST_BATCH, CheckpointCache, TrainRecipe, recipe_spec, train, training_loader
 
 #: The splits on which every model's predictions are compared with the retrained model's (KL divergence).
 RETRAIN_COMPARED = ("forget", "test")
-
-#: The largest drop in test accuracy from the original to the retrained model that :func:`reference_problems`
-#: accepts for random-subset removal, and how far above the original's final training loss the retrained
-#: model's may end (both more than this many times it and more than this much above it, to be flagged).
-MAX_RETRAIN_TEST_DROP = 0.05
-MAX_RETRAIN_LOSS_RATIO = 2.0
-MAX_RETRAIN_LOSS_GAP = 0.1
 
 #: What the per-epoch measurement records.
 TRACKED_METRICS = ("mia_loss", "mia_entropy", "test_acc", "forget_acc")
@@ -173,64 +167,26 @@ def measuring_loaders(splits: UnlearningSplits | Mapping[str, Dataset], batch_si
 # --- Is the gold standard sound? -------------------------------------------------------------------
 
 
-def reference_problems(original: Mapping[str, Any], retrained: Mapping[str, Any], *,
-                       subset_removal: bool = True) -> list[str]:
-    """Why the retrained model is not a sound gold standard to compare with; empty when it is.
-
-    Retraining without a random few percent of the data should land near the original. Two signs that
-    it did not train properly (the failure they were made for: every epoch ended on a 4-sample batch at
-    lr 0.1, which :func:`nablatau.train.training_loader` drops; docs/profiles.md):
-
-    - random-subset removal only: its test accuracy more than :data:`MAX_RETRAIN_TEST_DROP` below the
-      original's (removing classes lowers the test accuracy by design);
-    - its final training loss more than :data:`MAX_RETRAIN_LOSS_RATIO` times the original's and more
-      than :data:`MAX_RETRAIN_LOSS_GAP` above it. The gap matters near zero, where a sound retraining
-      on fewer images can end at several times the original's tiny loss.
-
-    The runner stores the result in the results file (``models["retrain"]["reference_problems"]``)
-    and the notebooks show it above every comparison; nothing is dropped or retrained.
-
-        >>> problems = reference_problems({"test_acc": 0.79, "history": [{"loss": 0.50}]},
-        ...                               {"test_acc": 0.50, "history": [{"loss": 1.44}]})
-        >>> print(problems[0][:60])
-        the retrained model's test accuracy 0.500 is 0.290 below the
-    """
-    problems = []
-    drop = round_accuracy(original["test_acc"] - retrained["test_acc"])
-    if subset_removal and drop > MAX_RETRAIN_TEST_DROP:
-        problems.append(f"the retrained model's test accuracy {retrained['test_acc']:.3f} is {drop:.3f} below the "
-                        f"original's {original['test_acc']:.3f} (more than {MAX_RETRAIN_TEST_DROP}): check its "
-                        "training curve before comparing any method with it")
-    losses = [history[-1]["loss"] if history else None
-              for history in (original.get("history"), retrained.get("history"))]
-    if (None not in losses and losses[1] > MAX_RETRAIN_LOSS_RATIO * losses[0]
-            and losses[1] - losses[0] > MAX_RETRAIN_LOSS_GAP):
-        problems.append(f"the retrained model's final training loss {losses[1]:.3f} is more than "
-                        f"{MAX_RETRAIN_LOSS_RATIO:g} times the original's {losses[0]:.3f} and {MAX_RETRAIN_LOSS_GAP} "
-                        "above it: it did not train as the original did")
-    return problems
-
-
-
-
 # --- Running a spec --------------------------------------------------------------------------------
 
 
-def _trained(setup: Setup, role: str, train_set: Dataset) -> tuple[nn.Module, dict]:
+def _trained(setup: Setup, role: str, train_set: Dataset, seed: int) -> tuple[nn.Module, dict]:
     key = checkpoint_key(setup.settings, role, dataset=setup.dataset, **(setup.forget if role == "retrain" else {}))
     return trained_model(setup.build_model, train_set, setup.settings, key=key, loss=setup.loss,
-                         collate_fn=setup.collate_fn, seed=setup.seed, cache=setup.cache, device=setup.device,
+                         collate_fn=setup.collate_fn, seed=seed, cache=setup.cache, device=setup.device,
                          progress=setup.progress)
 
 
 def original_model(setup: Setup) -> tuple[nn.Module, dict]:
     """The original: trained once on the whole training set, then loaded from the checkpoint cache."""
-    return _trained(setup, "original", setup.train_set)
+    return _trained(setup, "original", setup.train_set, setup.seed)
 
 
-def retrained_model(setup: Setup) -> tuple[nn.Module, dict]:
-    """The gold standard: trained from scratch on the retain split with the original's recipe (cached too)."""
-    return _trained(setup, "retrain", setup.splits.retain)
+def retrained_model(setup: Setup, reference: str = "retrain") -> tuple[nn.Module, dict]:
+    """A retrained reference: trained from scratch on the retain split with the original's recipe (cached too).
+    ``"retrain"``, the gold standard, trains with the experiment's seed, ``"retrain_k"`` with
+    :func:`nablatau.spec.reference_seed`."""
+    return _trained(setup, "retrain", setup.splits.retain, reference_seed(setup.seed, reference))
 
 
 class Context:
@@ -239,6 +195,7 @@ class Context:
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
+        self._references: dict[str, tuple[nn.Module, dict]] = {}
 
     @cached_property
     def original(self) -> tuple[nn.Module, dict]:
@@ -247,6 +204,16 @@ class Context:
     @cached_property
     def retrained(self) -> tuple[nn.Module, dict]:
         return retrained_model(self.setup)
+
+    def trained(self, model: str) -> tuple[nn.Module, dict]:
+        """The original or a retrained reference, trained (or loaded) once per process."""
+        if model == "original":
+            return self.original
+        if model == "retrain":
+            return self.retrained
+        if model not in self._references:
+            self._references[model] = retrained_model(self.setup, model)
+        return self._references[model]
 
     @cached_property
     def measured(self) -> dict[str, Any]:
@@ -284,7 +251,7 @@ def train_spec(spec: Spec, *, context: Context | None = None, **runtime: Any) ->
     Returns whether it was cached, its path and the training's wall time.
     """
     context = context or Context(setup_of(spec, **runtime))
-    _, info = context.original if spec.model == "original" else context.retrained
+    _, info = context.trained(spec.model)
     return {key: info[key] for key in ("cached", "path", "wall_time_s")}
 
 
@@ -305,11 +272,12 @@ def run_spec(spec: Spec, *, context: Context | None = None, **runtime: Any) -> d
         return {**context.measure(model, sample_losses=True), "runtime_s": info["wall_time_s"],
                 "label_prior_test_acc": label_prior_accuracy(labels_of(setup.train_set), labels_of(test), setup.task),
                 "n_train": len(setup.train_set), "n_test": len(test), "history": info.get("history", [])}
-    if spec.model == "retrain":
-        model, info = context.retrained
+    if spec.trains:
+        model, info = context.trained(spec.model)
+        test = setup.measured_splits["test"] if setup.measured_splits is not None else setup.splits.test
         entry = {**context.measure(model, sample_losses=True), "runtime_s": info["wall_time_s"],
-                 "history": info.get("history", []),
-                 "config": {"recipe": setup.settings["recipe"], "seed": setup.seed, "last_batch": LAST_BATCH,
+                 "n_test": len(test), "history": info.get("history", []),
+                 "config": {"recipe": setup.settings["recipe"], "seed": spec.training_seed, "last_batch": LAST_BATCH,
                             **setup.forget}}
         if "original" not in spec.file_models:  # a sweep cell's file holds no original to check it against
             entry.update(original_check(context, entry))
@@ -324,7 +292,7 @@ def run_spec(spec: Spec, *, context: Context | None = None, **runtime: Any) -> d
     except DivergenceError as error:  # recorded, and the other methods still run
         print(f"{spec.model} diverged: {error}")
         return {"error": str(error), "history": getattr(error, "history", [])}
-    metrics = context.measure(model, sample_losses=spec.model == "nablatau")
+    metrics = context.measure(model, sample_losses=True)
     return {**metrics, "runtime_s": result.wall_time_s, "config": result.config,
             "history": curve_end(result.history, metrics) if tracked else result.history}
 
@@ -333,10 +301,10 @@ def original_check(context: Context, retrained: Mapping[str, Any]) -> dict[str, 
     """The retrained model checked against the original measured on the same test split
     (:func:`reference_problems`): the original's test accuracy and final training loss, and the problems."""
     original, info = context.original
-    history = info.get("history") or []
-    measured = {"test_acc": accuracy(*predict(original, context.measured["test"])), "history": history}
-    return {"original_test_acc": measured["test_acc"], "original_final_loss": history[-1]["loss"] if history else None,
-            "reference_problems": reference_problems(measured, retrained)}
+    original_loss = final_loss(info)
+    return {"original_test_acc": accuracy(*predict(original, context.measured["test"])),
+            "original_final_loss": original_loss,
+            "reference_problems": health_problems(original_loss, "the retrained model", final_loss(retrained))}
 
 
 def record(spec: Spec, entry: Mapping[str, Any], output_dir: str | Path,
@@ -350,11 +318,31 @@ def record(spec: Spec, entry: Mapping[str, Any], output_dir: str | Path,
     held = load_results(path)["models"] if path.exists() else {}
     held[spec.model] = entry
     models = {name: held[name] for name in dict.fromkeys([*spec.file_models, *held]) if name in held}
-    if all(name in models for name in REFERENCE_MODELS):
+    references = [name for name in spec.references if name in models and "error" not in models[name]]
+    if "original" in models and references == list(spec.references) and references:
         models["retrain"]["reference_problems"] = reference_problems(
-            models["original"], models["retrain"], subset_removal=spec.forget_classes is None)
+            models["original"], {name: models[name] for name in references}, n_test=models["original"].get("n_test"))
+    score_attacks(models, references)
     save_results(output_dir, spec.notebook, config=spec.config, models=models, worker_environment=environment)
     return models
+
+
+def score_attacks(models: Mapping[str, dict[str, Any]], references: Sequence[str]) -> None:
+    """Add both loss attacks (:func:`nablatau.audits.loss_attacks`) to every model of ``models`` that kept its
+    per-sample losses, in place: the population AUC, and the attack calibrated by the ``references``
+    (a reference itself by the others: leave-one-out, so its own score is retraining's floor). Computed from
+    the losses the file holds, so a resumed file scores as an uninterrupted one."""
+    for name, entry in models.items():
+        losses = entry.get("sample_losses")
+        if not losses:
+            continue
+        members, nonmembers = list(losses)
+        calibrators = [models[r]["sample_losses"] for r in references if r != name and "sample_losses" in models[r]]
+        for key in ("calibrated_auc", "calibrated_pvalue", *(f"tpr_at_{fpr * 100:g}pct_fpr" for fpr in FPRS)):
+            entry.pop(key, None)
+        entry.update(loss_attacks(losses[members], losses[nonmembers], [c[members] for c in calibrators],
+                                  [c[nonmembers] for c in calibrators]))
+        entry["calibrated_by"] = [r for r in references if r != name and "sample_losses" in models[r]]
 
 
 def run_experiment(specs: Sequence[Spec], *, output_dir: str | Path, **runtime: Any) -> RemovalRun:

@@ -39,10 +39,11 @@ from .data import GOEMOTIONS_TRAIN_SIZE, forget_size, image_dataset_size
 from .errors import ConfigError, raise_if_any
 from .methods import METHODS, method
 from .profiles import IMAGE_METHOD_SETTINGS, TEXT_METHOD_SETTINGS, plain_settings, resolve_profile
+from .references import reference_index, reference_names, reference_seed
 from .results import results_path, run_id
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
 
-#: Models every comparison has besides its methods.
+#: What a trained model is trained on: the whole training set, or the retain split (every retrained reference).
 REFERENCE_MODELS = ("original", "retrain")
 
 #: The experiments and the results folder of those whose folder is fixed (a removal run names its own).
@@ -66,7 +67,8 @@ class Spec:
     Args:
         experiment: ``"removal"`` (subset or class removal on CIFAR), ``"quickstart"``, ``"text"``
             (GoEmotions), ``"original"`` (the ``train_original`` notebook) or ``"sweep"`` (an α₀ sweep cell).
-        model: ``"original"``, ``"retrain"`` or a method of :data:`nablatau.methods.METHODS`.
+        model: ``"original"``, a retrained reference (``"retrain"``, ``"retrain_2"``, ... up to the profile's
+            ``references``) or a method of :data:`nablatau.methods.METHODS`.
         notebook: the results folder of a removal run (e.g. ``"subset_removal"``); fixed for the others.
         dataset, profile: the data set and the profile (:func:`nablatau.profiles.resolve_profile`).
         forget_fraction, forget_classes: what is forgotten (exactly one, for every experiment but ``original``).
@@ -156,13 +158,19 @@ class Spec:
         return f"{self.notebook} {self.dataset}/{self.profile}{forget} seed {seed}: {self.model}{extra}"
 
     @property
+    def references(self) -> tuple[str, ...]:
+        """Its experiment's retrained references (:func:`reference_names` of the profile's ``references``);
+        none for ``train_original``, which has no forget set."""
+        return () if self.experiment == "original" else reference_names(self._config["settings"]["references"])
+
+    @property
     def file_models(self) -> tuple[str, ...]:
         """The models its results file holds, in order; empty for a model that only trains (the sweep's original)."""
         if self.experiment == "original":
             return ("original",)
         if self.experiment == "sweep":
             return () if self.model == "original" else (self.model,)
-        return (*REFERENCE_MODELS, *self.methods)
+        return ("original", *self.references, *self.methods)
 
     @property
     def saves(self) -> bool:
@@ -179,8 +187,19 @@ class Spec:
 
     @property
     def trains(self) -> bool:
-        """Whether it trains a model (the original or the retrained one) before measuring it."""
-        return self.model in REFERENCE_MODELS
+        """Whether it trains a model (the original or a retrained reference) before measuring it."""
+        return self.model == "original" or reference_index(self.model) is not None
+
+    @property
+    def role(self) -> str | None:
+        """What its model trains on: ``"original"`` (everything), ``"retrain"`` (the retain split), None (a method)."""
+        return None if not self.trains else "original" if self.model == "original" else "retrain"
+
+    @property
+    def training_seed(self) -> int | None:
+        """The seed its model trains with: the spec's, or for a further reference :func:`reference_seed`."""
+        return None if not self.trains else self.seed if self.model == "original" else reference_seed(self.seed,
+                                                                                                       self.model)
 
     @property
     def training(self) -> str | None:
@@ -193,21 +212,23 @@ class Spec:
         forget = ({} if self.model == "original" else {"forget_classes": list(self.forget_classes)}
                   if self.forget_classes is not None else {"forget_fraction": self.forget_fraction,
                                                            "split_seed": self.split_seed})
-        key = checkpoint_key(settings, self.model, dataset=self.dataset, **forget)
-        return run_id({**key, "n_train": settings["n_train"], "recipe": settings["recipe"], "seed": self.seed})
+        key = checkpoint_key(settings, self.role, dataset=self.dataset, **forget)
+        return run_id({**key, "n_train": settings["n_train"], "recipe": settings["recipe"],
+                       "seed": self.training_seed})
 
     @property
     def training_label(self) -> str:
         """The training it runs, for progress bars and errors, e.g. ``train retrain cifar10/quick seed 1 forget 0.15``."""
         forget = ("" if self.model == "original" else f" forget {self.forget_fraction:g} (split {self.split_seed})"
                   if self.forget_fraction is not None else f" classes {list(self.forget_classes)}")
-        return f"train {self.model} {self.dataset}/{self.profile} seed {self.seed}{forget}"
+        return f"train {self.model} {self.dataset}/{self.profile} seed {self.training_seed}{forget}"
 
     @property
     def needs(self) -> tuple[Spec, ...]:
         """The specs whose trained models it uses besides its own. Every model of a comparison is measured
-        against the retrained one, so the original needs it and a method needs both; a sweep cell needs the
-        original (a ∇τ cell unlearns it, a retraining checks itself against it). The rest need nothing."""
+        against the first retrained reference, so the original and the further references need it and a method
+        needs it and the original; a sweep cell needs the original (a ∇τ cell unlearns it, a retraining checks
+        itself against it). The rest need nothing."""
         if self.experiment == "original" or self.model == "retrain" and self.experiment != "sweep":
             return ()
         if self.experiment == "sweep":
@@ -215,7 +236,7 @@ class Spec:
                 return ()
             return (Spec("sweep", "original", dataset=self.dataset, profile=self.profile, seed=self.seed,
                          heldout_seed=self.heldout_seed),)
-        if self.model == "original":
+        if self.model == "original" or reference_index(self.model) is not None:
             return (self.other("retrain"),)
         return (self.other("original"), self.other("retrain"))
 
@@ -288,11 +309,11 @@ def method_problems(methods: Sequence[str], settings: Mapping[str, Mapping[str, 
     """Why ``methods`` (with ``settings`` per method) cannot run: unknown names, reference models among
     them, settings a method does not take. A method that takes ``**kwargs`` refuses unknown ones itself."""
     problems = []
-    clash = sorted(set(methods) & set(REFERENCE_MODELS))
+    clash = sorted(name for name in methods if name == "original" or reference_index(name) is not None)
     if clash:
         problems.append(f"{clash} always run as the reference models; remove them from methods")
     for name in methods:
-        if name in REFERENCE_MODELS:
+        if name in clash:
             continue
         try:
             parameters = inspect.signature(method(name)).parameters
@@ -311,8 +332,8 @@ def method_problems(methods: Sequence[str], settings: Mapping[str, Mapping[str, 
 def _model_problems(spec: Spec) -> list[str]:
     problems = method_problems(spec.methods, {spec.model: dict(spec.method_settings)}
                                if spec.model in METHODS else None)
-    allowed = {"original": ("original",), "sweep": ("original", "retrain", "nablatau")}.get(
-        spec.experiment, (*REFERENCE_MODELS, *spec.methods))
+    allowed = {"original": ("original",), "sweep": ("original", *spec.references, "nablatau")}.get(
+        spec.experiment, ("original", *spec.references, *spec.methods))
     if spec.model not in allowed:
         problems.append(f"a {spec.experiment} spec's model must be one of {list(allowed)}, got {spec.model!r}"
                         + ("; add it to methods" if spec.model in METHODS else ""))

@@ -46,7 +46,7 @@ from .errors import ConfigError, raise_if_any
 from .grid import SpecFunction, compute, run_specs
 from .profiles import resolve_profile
 from .results import results_path
-from .spec import SWEEP_HELDOUT_SEED, SWEEP_MODEL_SEED, Spec
+from .spec import SWEEP_HELDOUT_SEED, SWEEP_MODEL_SEED, Spec, reference_names
 from .sweep_rule import NOTEBOOK, rule_alpha0
 
 MODEL_SEED = SWEEP_MODEL_SEED  # original, loaders, ∇τ, retrained model and attack; the cell seed draws the forget set
@@ -78,9 +78,10 @@ SWEEP_PROFILES: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Cell:
-    """A sweep task: ∇τ at (fraction, α₀, seed), or (``kind="retrain"``) retraining at (fraction, seed)."""
+    """A sweep task: ∇τ at (fraction, α₀, seed), or (``kind="retrain"``, ``"retrain_2"``, ...) a retrained
+    reference at (fraction, seed)."""
 
-    kind: str  # "nablatau" | "retrain"
+    kind: str  # "nablatau" | "retrain" | "retrain_2" | ...
     dataset: str
     profile: str
     fraction: float
@@ -143,11 +144,13 @@ class SweepGrid:
 
     @property
     def retrain_cells(self) -> list[Cell]:
-        """One retraining per (fraction, seed), or none when ``retrain`` is off."""
+        """The profile's retrained references per (fraction, seed) (:func:`nablatau.spec.reference_names`: the
+        gold standard and the retrainings that measure its own spread), or none when ``retrain`` is off."""
         if not self.retrain:
             return []
-        return [Cell("retrain", self.dataset, self.profile, fraction, seed)
-                for fraction in self.fractions for seed in self.seeds]
+        kinds = reference_names(resolve_profile(self.profile, dataset=self.dataset)["references"])
+        return [Cell(kind, self.dataset, self.profile, fraction, seed)
+                for fraction in self.fractions for seed in self.seeds for kind in kinds]
 
     @property
     def specs(self) -> list[Spec]:

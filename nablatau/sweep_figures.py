@@ -23,6 +23,7 @@ import pandas as pd
 from .errors import ConfigError
 from .results import load_results, results_path
 from .sweep_rule import NOTEBOOK, rule_alpha0
+from .references import agreement_problems, reference_index
 from .tables import interval
 
 if TYPE_CHECKING:  # only for the annotation: importing the sweep would import torch
@@ -53,35 +54,41 @@ def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) 
         files = [path for path in files if path.exists()]
     else:
         files = sorted(folder.glob("*.json"))
-    rows = {"nablatau": [], "retrain": []}
+    rows: dict[str, list] = {"nablatau": [], "retrain": [], "further": []}
     for path in files:
         payload = load_results(path)
         config = payload.get("config", {})
-        if config.get("kind") not in rows:
+        kind = config.get("kind")
+        bucket = "further" if kind and (reference_index(kind) or 0) > 1 else kind
+        if bucket not in rows:
             continue
-        model = payload["models"][config["kind"]]
+        model = payload["models"][kind]
         row = {"dataset": config["dataset"], "profile": config["profile"], "fraction": config["forget_fraction"],
                "seed": config["seed"]}
         row.update({name: model.get(name, np.nan) for name in METRICS})
-        if config["kind"] == "retrain":
+        if bucket != "nablatau":
             # Files from before the sweep checked its retrained models carry no reference_problems.
-            row["reference_problems"] = tuple(model.get("reference_problems") or ())
+            row.update(reference_problems=tuple(model.get("reference_problems") or ()), kind=kind,
+                       n_test=model.get("n_test"))
         if config["kind"] == "nablatau":
             row.update(alpha0=config["alpha0"], epochs=model.get("config", {}).get("epochs", np.nan),
                        is_rule=math.isclose(config["alpha0"], rule_alpha0(row["fraction"]), rel_tol=1e-6),
                        train_mode=config.get("train_mode", False))  # files from before the setting ran in eval mode
         row.update(finished_at=payload.get("environment", {}).get("finished_at", ""), path=str(path))
-        rows[config["kind"]].append(row)
+        rows[bucket].append(row)
     cells = _newest(pd.DataFrame(rows["nablatau"]), ["dataset", "profile", "fraction", "alpha0", "seed"])
-    retrains = _newest(pd.DataFrame(rows["retrain"]), ["dataset", "profile", "fraction", "seed"])
+    retrains = _spread(_newest(pd.DataFrame(rows["retrain"]), ["dataset", "profile", "fraction", "seed"]),
+                       _newest(pd.DataFrame(rows["further"]), ["dataset", "profile", "fraction", "seed", "kind"]))
     columns = ["dataset", "profile", "fraction", "alpha0", "seed", "is_rule", "train_mode", "epochs", *METRICS,
-               *(f"retrain_{m}" for m in METRICS), "mia_reference", "reference_problems", "mia_gap", "path"]
+               *(f"retrain_{m}" for m in METRICS), "retraining_spread", "mia_reference", "reference_problems", "mia_gap",
+               "path"]
     if cells.empty:
         return pd.DataFrame(columns=columns)
     keys = ["dataset", "profile", "fraction", "seed"]
     if retrains.empty:
-        retrains = pd.DataFrame(columns=[*keys, *METRICS, "reference_problems"])
-    retrains = retrains[[*keys, *METRICS, "reference_problems"]].rename(columns={m: f"retrain_{m}" for m in METRICS})
+        retrains = pd.DataFrame(columns=[*keys, *METRICS, "reference_problems", "retraining_spread"])
+    retrains = retrains[[*keys, *METRICS, "reference_problems", "retraining_spread"]].rename(
+        columns={m: f"retrain_{m}" for m in METRICS})
     frame = cells.merge(retrains, on=keys, how="left")
     has_retrain = frame["retrain_mia_loss"].notna()
     frame["mia_reference"] = np.where(has_retrain, "retrain", "chance")
@@ -89,6 +96,30 @@ def load_sweep(output_dir: str | os.PathLike, *, grid: SweepGrid | None = None) 
                                    frame["reference_problems"]]
     frame["mia_gap"] = (frame["mia_loss"] - frame["retrain_mia_loss"].where(has_retrain, 0.5)).abs()
     return frame[columns].sort_values(["dataset", "profile", "fraction", "alpha0", "seed"]).reset_index(drop=True)
+
+
+def _spread(retrains: pd.DataFrame, further: pd.DataFrame) -> pd.DataFrame:
+    """``retrains`` with ``retraining_spread`` (the further references' mean |loss-MIA − the first's|, NaN where
+    none exists) and their soundness joined into ``reference_problems``: the further references' own health
+    checks, and their agreement with the first (:func:`nablatau.runner.agreement_problems`)."""
+    if retrains.empty:
+        return retrains
+    retrains = retrains.copy()
+    spreads, problems = [], []
+    for _, row in retrains.iterrows():
+        same = (further[["dataset", "profile", "fraction", "seed"]] == row[["dataset", "profile", "fraction", "seed"]]
+                ).all(axis=1) if not further.empty else pd.Series(dtype=bool)
+        others = further[same] if not further.empty else further
+        spreads.append(float((others["mia_loss"] - row["mia_loss"]).abs().mean()) if len(others) else np.nan)
+        found = list(row["reference_problems"])
+        for _, other in others.iterrows():
+            found += list(other["reference_problems"])
+            if row.get("n_test") and not pd.isna(row["n_test"]):
+                found += agreement_problems({"retrain": row["test_acc"], other["kind"]: other["test_acc"]},
+                                            int(row["n_test"]))
+        problems.append(tuple(found))
+    retrains["retraining_spread"], retrains["reference_problems"] = spreads, problems
+    return retrains
 
 
 def _newest(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -149,6 +180,9 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
                      "rule_test_acc": rule_acc, "best_test_acc": group.loc[best, "test_acc"],
                      "test_acc_difference": rule_acc - group.loc[best, "test_acc"],
                      "mia_noise": group["mia_loss_std"].mean(), "alphas_tried": len(group),
+                     # How far a second retraining's loss-MIA lands from the first's (mean over seeds; NaN
+                     # without second references): a gap within it is as close as an exact retraining gets.
+                     "retraining_spread": float(at_fraction.drop_duplicates("seed")["retraining_spread"].mean()),
                      # How many α₀ tried (the best included) the seeds cannot tell from the best.
                      "alphas_tied_with_best": (sum(bool(low <= best_high) for low in lows)
                                                if not math.isnan(best_high) else 1),
@@ -199,7 +233,8 @@ def format_rule_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
              "rule vs best": _rule_vs_best(row),
              "rule: test acc": number(row["rule_test_acc"]), "best: test acc": number(row["best_test_acc"]),
              "α₀ tied with best": f"{int(row['alphas_tied_with_best'])} of {int(row['alphas_tried'])}",
-             "attack noise": number(row["mia_noise"]), "seeds": int(row["seeds"]),
+             "attack noise": number(row["mia_noise"]),
+             "retraining's spread": number(row.get("retraining_spread", math.nan)), "seeds": int(row["seeds"]),
              "reference": row["mia_reference"] + (f" (unsound: {_seeds(row['unsound_reference_seeds'])})"
                                                   if row.get("unsound_reference_seeds") else "")}
             for fraction, row in summary.iterrows()]
@@ -216,6 +251,12 @@ def _every_alpha_tied(row: Mapping[str, Any]) -> bool:
     return row["seeds"] >= 2 and row["alphas_tried"] > 1 and row["alphas_tied_with_best"] == row["alphas_tried"]
 
 
+def _within_spread(row: Mapping[str, Any]) -> bool:
+    """The rule's gap to the retrained model is no larger than a second retraining's (mean over seeds)."""
+    spread = row.get("retraining_spread", math.nan)
+    return row.get("mia_reference") == "retrain" and not math.isnan(spread) and row["rule_mia_gap"] <= spread
+
+
 def rule_verdict(row: Mapping[str, Any]) -> str:
     """Whether the rule held at one fraction (a row of :func:`rule_summary`): ``"HELD"``, ``"INCONCLUSIVE"``,
     ``"DID NOT HOLD"`` or ``"NOT JUDGED"``.
@@ -223,7 +264,8 @@ def rule_verdict(row: Mapping[str, Any]) -> str:
     Not judged: the retrained model of some seed there failed its soundness check, so the gaps are measured
     against an unsound reference and are not evidence either way (as in the removal notebooks).
 
-    Held: the rule's α₀ is the best tried, or the seeds' intervals tie it with the best. Inconclusive: the
+    Held: the rule's α₀ is the best tried, or the seeds' intervals tie it with the best, or its gap to the
+    retrained model is within retraining's own spread (a second retraining lands as far). Inconclusive: the
     seeds tie every α₀ tried with the best (then "the rule's α₀ works" is true of any α₀ and says nothing),
     or, with one seed, the rule misses the best by less than the attack's own noise. Did not hold otherwise.
     """
@@ -233,7 +275,7 @@ def rule_verdict(row: Mapping[str, Any]) -> str:
         return "INCONCLUSIVE"
     if _every_alpha_tied(row):
         return "INCONCLUSIVE"
-    if row["rule_is_best"] or row["rule_tied_with_best"]:
+    if row["rule_is_best"] or row["rule_tied_with_best"] or _within_spread(row):
         return "HELD"
     if row["seeds"] < 2 and row["mia_gap_difference"] <= row["mia_noise"]:
         return "INCONCLUSIVE"
@@ -259,6 +301,11 @@ def rule_verdicts(summary: pd.DataFrame) -> list[str]:
         head = f"{rule_verdict(row)} — forget {fraction:.0%}: the rule's α₀ = {row['rule_alpha0']:.3g}"
         if _every_alpha_tied(row):
             head += f" (the seeds' 95 % intervals tie all {row['alphas_tried']} α₀ tried with the best)"
+        spread = row.get("retraining_spread", math.nan)
+        if not math.isnan(spread) and not math.isnan(row["rule_mia_gap"]):
+            caveat = (f" A second retraining's loss-MIA lands {spread:.3f} from the first's: the rule's gap is "
+                      f"{'within' if row['rule_mia_gap'] <= spread else 'beyond'} retraining's own spread."
+                      + caveat)
         if math.isnan(row["rule_mia_gap"]):
             lines.append(f"{head} has no result yet; rerun the sweep.{caveat}")
         elif row["rule_is_best"]:

@@ -24,12 +24,17 @@ from .errors import ConfigError
 #: Metrics that compare a model with the retrained one directly (see :mod:`nablatau.metrics`).
 RETRAIN_COLUMNS = ("mia_loss_auc", "forget_ks", "forget_ks_pvalue", "kl_forget", "kl_test")
 
+#: The attacks on per-sample losses (:func:`nablatau.audits.loss_attacks`): the population attack's AUC and the
+#: per-example attack calibrated by the retrained references (a reference scored by the others).
+LOSS_ATTACK_COLUMNS = ("population_auc", "calibrated_auc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr")
+
 #: The columns of the image results tables, in order.
-TABLE_COLUMNS = ("test_acc", "forget_acc", "retain_acc", "mia_loss", "mia_entropy", *RETRAIN_COLUMNS, "runtime_s")
+TABLE_COLUMNS = ("test_acc", "forget_acc", "retain_acc", "mia_loss", "mia_entropy", *LOSS_ATTACK_COLUMNS,
+                 *RETRAIN_COLUMNS, "runtime_s")
 
 #: The columns of the text results tables: multilabel F1 besides the arg-max accuracy.
 TEXT_TABLE_COLUMNS = ("test_acc", "test_f1_micro", "test_f1_macro", "forget_acc", "forget_f1_micro", "mia_loss",
-                      "mia_entropy", *RETRAIN_COLUMNS, "runtime_s")
+                      "mia_entropy", *LOSS_ATTACK_COLUMNS, *RETRAIN_COLUMNS, "runtime_s")
 
 #: Every column's title in the exported tables and figures.
 COLUMN_TITLES = {"test_acc": "test acc", "test_f1_micro": "test micro-F1", "test_f1_macro": "test macro-F1",
@@ -37,9 +42,18 @@ COLUMN_TITLES = {"test_acc": "test acc", "test_f1_micro": "test micro-F1", "test
                  "test_other_classes_acc": "test acc, other classes", "forget_acc": "forget acc",
                  "forget_f1_micro": "forget micro-F1", "retain_acc": "retain acc", "mia_loss": "loss-MIA",
                  "mia_entropy": "entropy-MIA", "mia_loss_auc": "loss-MIA AUC",
+                 "population_auc": "population attack AUC", "calibrated_auc": "calibrated attack AUC",
+                 "tpr_at_1pct_fpr": "calibrated TPR at 1 % FPR", "tpr_at_5pct_fpr": "calibrated TPR at 5 % FPR",
                  "forget_ks": "KS vs retrain (forget losses)", "forget_ks_pvalue": "KS p-value",
                  "kl_forget": "KL from retrain, forget", "kl_test": "KL from retrain, test",
                  "runtime_s": "runtime (s)", "runtime_vs_retrain": "runtime / retrain"}
+
+
+def _is_reference(name: str) -> bool:
+    """Whether ``name`` is a retrained reference (``retrain``, ``retrain_2``, ...): a yardstick, never ranked."""
+    from .references import reference_index  # here: references imports this module
+
+    return reference_index(name) is not None
 
 
 def titled(*columns: str) -> dict[str, str]:
@@ -73,7 +87,7 @@ def ranking(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss", r
             exclude: Sequence[str] = ("original",)) -> list[tuple[str, float]]:
     """Unlearning methods sorted by |metric − reference's metric|, closest first.
 
-    The ``reference`` and the ``exclude``d models (by default the original, which unlearned nothing)
+    The retrained references and the ``exclude``d models (by default the original, which unlearned nothing)
     are not ranked.
 
     Returns:
@@ -86,7 +100,7 @@ def ranking(models: Mapping[str, Mapping[str, Any]], metric: str = "mia_loss", r
         raise ConfigError(f"the reference model {reference!r} is missing; got {sorted(models)}")
     target = models[reference][metric]
     gaps = [(name, abs(m[metric] - target)) for name, m in models.items()
-            if name != reference and name not in exclude]
+            if name != reference and name not in exclude and not _is_reference(name)]
     return sorted(gaps, key=lambda item: item[1])
 
 
@@ -201,7 +215,7 @@ def closest_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metr
     if missing:
         raise ConfigError(f"the runs of seeds {missing} have no {reference!r} model to compare with")
     methods = list(dict.fromkeys(name for models in runs.values() for name in models
-                                 if name != reference and name not in exclude))
+                                 if name != reference and name not in exclude and not _is_reference(name)))
     rows = {}
     for name in methods:
         gaps = [abs(models[name][metric] - models[reference][metric]) for models in runs.values()
@@ -259,80 +273,3 @@ def shortened_trainings(configs: Iterable[Mapping[str, Any]]) -> list[tuple[int,
     """``(epochs trained, the profile's epochs)`` of every shortened training among these runs' configs (their
     ``shortened_training``, see :func:`nablatau.removal.removal_config`), sorted; empty when none was shortened."""
     return sorted({(s["epochs"], s["profile_epochs"]) for config in configs if (s := config.get("shortened_training"))})
-
-
-#: The membership gap (original's loss-MIA minus the retrained model's, mean over seeds) below which there is
-#: nothing measurable to unlearn; the quick profile is sized so that its originals clear it (docs/profiles.md).
-MIN_MEMBERSHIP_GAP = 0.08
-
-
-def claims_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], *, max_test_gap: float = 0.05,
-                      exclude: Sequence[str] = ("original",), confidence: float = CONFIDENCE,
-                      min_membership_gap: float = MIN_MEMBERSHIP_GAP) -> list[str]:
-    """The paper's three claims about ∇τ, each judged from the seeds' numbers: held, did not hold, or inconclusive.
-
-    1. Privacy: ∇τ is among the methods closest to the retrained model's loss-MIA
-       (:func:`closest_over_seeds`; ties by overlapping intervals). Inconclusive when the seeds' intervals
-       tie every method with the closest, so that they separate none.
-    2. Utility: ∇τ's test accuracy is within ``max_test_gap`` of the retrained model's. Held when the
-       whole interval of the per-seed difference lies within ± ``max_test_gap``; did not hold when it lies
-       entirely outside; inconclusive otherwise (and with one seed, judged on the value itself).
-    3. Cost: ∇τ takes less time than retraining in every seed.
-
-    Where a seed's retrained model failed its soundness check (``reference_problems`` in its results,
-    :func:`nablatau.runner.reference_problems`), privacy and utility, which compare with it, are
-    ``NOT JUDGED``: their numbers are shown, but they are not evidence either way. Cost still is: the
-    retraining took that time whatever it produced. Privacy is also ``NOT JUDGED`` where the original's
-    loss-MIA is less than ``min_membership_gap`` above the retrained model's (mean over seeds): an original
-    that leaks no more than the retrained model leaves the attack nothing to measure, and any method that
-    barely changes it would look "closest".
-
-    ``exclude`` names the models left out of the privacy ranking (default the original); the quickstart,
-    whose only method is ∇τ, passes ``()`` so that ∇τ is ranked against the original it started from.
-    """
-    if not runs or any("nablatau" not in models or "retrain" not in models for models in runs.values()):
-        return ["∇τ or the retrained model is missing from a seed's run: no claim can be judged."]
-    claims = []
-    unsound = sorted(seed for seed, models in runs.items() if models["retrain"].get("reference_problems"))
-    withheld = (f"NOT JUDGED (the retrained model of seed{'s' * (len(unsound) > 1)} "
-                f"{', '.join(map(str, unsound))} failed its soundness check: not evidence either way)")
-    table, sentence = closest_over_seeds(runs, "mia_loss", exclude=exclude, confidence=confidence)
-    if not table.loc["nablatau", "tied_for_closest"]:
-        verdict = "DID NOT HOLD"
-    elif len(table) > 1 and table["seeds"].min() >= 2 and table["tied_for_closest"].all():
-        # Every method's interval overlaps the closest's: "∇τ is among the closest" is then true of all of
-        # them and says nothing.
-        verdict = "INCONCLUSIVE"
-        sentence += " The seeds separate no method from the closest."
-    else:
-        verdict = "HELD"
-    gaps = [models["original"]["mia_loss"] - models["retrain"]["mia_loss"] for models in runs.values()
-            if "mia_loss" in models.get("original", {})]
-    no_leak = bool(gaps) and sum(gaps) / len(gaps) < min_membership_gap
-    if not unsound and no_leak:
-        verdict = (f"NOT JUDGED (the original's loss-MIA is only {sum(gaps) / len(gaps):+.3f} above the retrained "
-                   f"model's, less than {min_membership_gap}: there is no measurable membership to remove)")
-    claims.append(f"{withheld if unsound else verdict} — privacy: {sentence}")
-    differences = [models["nablatau"]["test_acc"] - models["retrain"]["test_acc"] for models in runs.values()]
-    mean, _, low, high = interval(differences, confidence)
-    if math.isnan(low):
-        low = high = mean
-    low, high = round_accuracy(low), round_accuracy(high)
-    if -max_test_gap <= low and high <= max_test_gap:
-        verdict = "HELD"
-    elif high < -max_test_gap or low > max_test_gap:
-        verdict = "DID NOT HOLD"
-    else:
-        verdict = "INCONCLUSIVE"
-    spread = f" [{low:+.3f}, {high:+.3f}]" if len(differences) > 1 else ""
-    claims.append(f"{withheld if unsound else verdict} — utility: ∇τ's test accuracy minus the retrained model's is "
-                  f"{mean:+.3f}{spread} over "
-                  f"{len(differences)} seed(s); the claim is that it stays within ±{max_test_gap}.")
-    ratios = [models["nablatau"]["runtime_s"] / models["retrain"]["runtime_s"] for models in runs.values()]
-    verdict = "HELD" if max(ratios) < 1 else "DID NOT HOLD"
-    as_text = (lambda ratio: f"{ratio:.0%}") if max(ratios) < 2 else (lambda ratio: f"{ratio:.1f}×")
-    low, high = as_text(min(ratios)), as_text(max(ratios))
-    took = low if low == high else f"{low}–{high}"
-    claims.append(f"{verdict} — cost: ∇τ took {took} {'of ' if max(ratios) < 2 else ''}retraining's time over "
-                  f"{len(ratios)} seed(s).")
-    return claims

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from nablatau import grid as library
-from nablatau.spec import REFERENCE_MODELS
+from nablatau.profiles import resolve_profile
+from nablatau.references import reference_index, reference_names
 from nablatau.sweep import sweep_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,11 +174,19 @@ def test_each_model_is_trained_once(grid, specs, tasks):
     train = [task for task in tasks if task.kind == "train"]
     assert len(train) == len(trainings)
     seeds, sweep = len(grid["seeds"]), sweep_grid("paper", seeds=grid["seeds"])
-    # Per seed: an original per data set and a retraining per comparison; the quickstart and train_original
-    # share them. The sweep: its own original (seed 0) and a retraining per (fraction, seed).
-    image = 2 * seeds * (1 + len(grid["fractions"]) + 1)
-    text = seeds * (1 + len(grid["text_fractions"]))
-    assert len(train) == image + text + 1 + len(sweep.retrain_cells)
+    # Every comparison trains the profile's retrained references: the gold standard and a second one that
+    # measures retraining's own spread, each with its own training seed.
+    references = resolve_profile("paper")["references"]
+    assert references == resolve_profile("paper", "text")["references"] == 2
+    # Per seed: an original per data set and 2 references per comparison (each forget fraction and the forget
+    # class); the quickstart and train_original share them: 2 × 3 × (1 + 2 × 4) = 54. Text: an original per seed
+    # and 2 references per fraction, 3 × (1 + 2 × 2) = 15. The sweep: its own original (seed 0) and 2 references
+    # per (fraction, seed), 1 + 2 × 12 × 3 = 73. 142 in all.
+    image = 2 * seeds * (1 + references * (len(grid["fractions"]) + 1))
+    text = seeds * (1 + references * len(grid["text_fractions"]))
+    assert len(sweep.retrain_cells) == references * len(sweep.fractions) * seeds
+    assert len(train) == image + text + 1 + len(sweep.retrain_cells) == 142
+    assert {task.model for task in train} == {"original", *reference_names(references)}
     assert all(not task.deps for task in train)
 
 
@@ -188,11 +197,13 @@ def test_a_measuring_task_waits_for_the_trainings_it_needs(tasks, graph):
             continue
         after = sorted(by_name[dep].model for dep in task.deps)
         assert all(by_name[dep].kind == "train" for dep in task.deps)
-        if task.part == "sweep":  # a cell unlearns the original; a retraining checks itself against it
-            assert after == (["original"] if task.model == "nablatau" else ["original", "retrain"])
+        if task.part == "sweep":  # a cell unlearns the original; each reference checks itself against it
+            assert after == (["original"] if task.model == "nablatau" else sorted(["original", task.model]))
         elif task.model == "retrain" or graph[task.name].spec.experiment == "original":
             assert after == [task.model]
-        else:  # the original and every method are compared with the retrained model's predictions
+        elif reference_index(task.model):  # a further reference is measured against the first
+            assert after == sorted(["retrain", task.model])
+        else:  # the original and every method are compared with the first retrained model's predictions
             assert after == ["original", "retrain"]
 
 
@@ -207,8 +218,20 @@ def test_each_task_kind_has_its_duration(durations, tasks, graph):
     measure = {part: min(t.seconds for t in tasks if t.part == part and t.kind == "measure" and t.model == "retrain")
                for part in ("image", "text", "sweep")}
     for task in tasks:  # a method or a sweep cell runs, then is measured as a reference model is
-        if task.kind == "measure" and task.model not in REFERENCE_MODELS:
+        if task.kind == "measure" and not plan.is_reference(task.model):
             assert task.seconds > measure[task.part] > overhead
+
+
+def test_a_further_reference_takes_what_the_first_takes(tasks, graph):
+    # Same retain set, same recipe, another seed: a separate training that costs as much, measured alike.
+    by_name = {task.name: task for task in tasks}
+    further = [task for task in tasks if (reference_index(task.model) or 0) >= 2]
+    assert {task.part for task in further} == {"image", "text", "sweep"}
+    for task in further:
+        first = graph[task.name].spec.other("retrain")
+        twin = by_name[f"train {first.training}" if task.kind == "train" else first.id]
+        assert twin.name != task.name and twin.kind == task.kind
+        assert task.seconds == pytest.approx(twin.seconds)
 
 
 def test_the_paper_grid_schedules_within_its_bounds(tasks):
@@ -225,6 +248,7 @@ def test_the_paper_grid_schedules_within_its_bounds(tasks):
 def test_a_sweep_on_cifar100_adds_its_own_grid(durations, grid, tasks):
     both = plan.paper_tasks(durations, plan.paper_specs(grid, ("cifar10", "cifar100")))
     sweep = sweep_grid("paper", dataset="cifar100", seeds=grid["seeds"])
+    # Its original, a training and a measurement per retrained reference (2 per (fraction, seed)), and its cells.
     assert len(both) == len(tasks) + 1 + 2 * len(sweep.retrain_cells) + len(sweep.cells)
     without = plan.paper_tasks(durations, plan.paper_specs(grid, ()))
     assert not any(task.part == "sweep" for task in without)

@@ -165,7 +165,7 @@ def test_the_rules_alpha_is_added_at_every_fraction_and_marked():
     assert rule_alpha0(0.1) == pytest.approx(5 / 3 * 0.1, abs=1e-6)
     # At 30 % the rule's α₀ is 0.5, already a grid value: the cell is marked, not repeated.
     assert grid.alphas_at(0.3) == [(0.2, False), (0.5, True)]
-    assert len(grid.cells) == (3 + 2) * 2 and len(grid.retrain_cells) == 2 * 2
+    assert len(grid.cells) == (3 + 2) * 2 and len(grid.retrain_cells) == 2 * 2 * 2  # two references each
     assert sum(cell.is_rule for cell in grid.cells) == 2 * 2  # one rule cell per fraction and seed
 
 
@@ -183,7 +183,7 @@ def test_the_paper_grid_is_the_references():
     assert grid.fractions == grid.alphas == (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
     assert grid.seeds == (1, 2, 3) and grid.max_epochs == 80
     # 12 α₀ per fraction plus the rule's, which is a grid value only at 15 % (0.25) and 30 % (0.5).
-    assert len(grid.cells) == (10 * 13 + 2 * 12) * 3 and len(grid.retrain_cells) == 36
+    assert len(grid.cells) == (10 * 13 + 2 * 12) * 3 and len(grid.retrain_cells) == 12 * 3 * 2  # two references
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -349,3 +349,23 @@ def test_write_sweep_figures_writes_figures_and_a_table_per_sweep(tmp_path):
     assert "is NOT the best: α₀ = 0.2" in table
     latex = (tmp_path / "figures" / "alpha_split_sweep-cifar10-smoke-rule_vs_best.tex").read_text()
     assert r"rule's $\alpha_0$" in latex and latex.isascii()  # escaped, every symbol written as LaTeX
+
+
+def test_the_second_reference_gives_retrainings_spread_and_must_agree_with_the_first(tmp_path):
+    _synthetic_sweep(tmp_path, retrain_seeds=(1, 2))
+    grid = sweep_grid("smoke", fractions=[0.1, 0.3], alphas=[0.2, 0.5], seeds=[1, 2])
+    assert [cell.kind for cell in grid.retrain_cells[:2]] == ["retrain", "retrain_2"]
+    for cell in grid.retrain_cells:  # the first references at test accuracy 0.5 on 1,000 test images
+        _save(tmp_path, cell, mia_loss=0.6 if cell.kind == "retrain" else 0.66, n_test=1000)
+    summary = rule_summary(load_sweep(tmp_path))
+    assert summary["retraining_spread"].round(6).eq(0.06).all()
+    # At 30 % the rule (gap 0.06 on average) is not the best α₀, but no farther than a second retraining lands.
+    assert not summary.loc[0.3, "rule_is_best"] and summary.loc[0.3, "rule_mia_gap"] == pytest.approx(0.06)
+    row = {**summary.loc[0.3], "alphas_tied_with_best": 1}  # (here the two seeds tie both α₀: INCONCLUSIVE first)
+    assert rule_verdict(row) == "HELD" and rule_verdict({**row, "rule_tied_with_best": False}) == "HELD"
+    assert rule_verdict({**row, "rule_tied_with_best": False, "retraining_spread": 0.01}) == "DID NOT HOLD"
+    assert "the rule's gap is within retraining's own spread" in rule_verdicts(summary)[2]
+    disagreeing = next(cell for cell in grid.retrain_cells if cell.kind == "retrain_2" and cell.fraction == 0.3)
+    _save(tmp_path, disagreeing, mia_loss=0.66, test_acc=0.65)  # 15 points from the first: 6.7 standard errors
+    summary = rule_summary(load_sweep(tmp_path))
+    assert summary.loc[0.3, "unsound_reference_seeds"] == (disagreeing.seed,)
