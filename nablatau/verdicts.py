@@ -325,6 +325,9 @@ def weaknesses(runs: Runs, *, exclude: Sequence[str] = ("original",),
                         f"({excess['nablatau']['mean']:+.3f})" + (f", behind {', '.join(ahead)}." if ahead else "."))
         elif ahead:
             weak.append(f"On the {METRIC_NAMES[metric]}, {', '.join(ahead)} land(s) closer to retraining (paired).")
+    drift = _drift(runs)
+    if drift:
+        weak.append(drift)
     gaps = [models["nablatau"]["forget_acc"] - models["retrain"]["forget_acc"] for models in runs.values()
             if "forget_acc" in models["nablatau"]]
     spread = [abs(models[r]["forget_acc"] - models["retrain"]["forget_acc"]) for models in runs.values()
@@ -333,6 +336,25 @@ def weaknesses(runs: Runs, *, exclude: Sequence[str] = ("original",),
         weak.append(f"It leaves the forget set fitted: its forget accuracy is {np.mean(gaps):+.3f} above the "
                     f"retrained model's, where a second retraining differs by {np.mean(spread):.3f}.")
     return weak
+
+
+def _drift(runs: Runs) -> str | None:
+    """A sentence when ∇τ's loss-MIA came closer to the retrained model's during its epochs than where it ended,
+    by more than retraining's own spread on loss-MIA (mean over seeds of the tracked epochs, :mod:`nablatau.runner`
+    curves); None otherwise or without curves."""
+    curves = [pd.DataFrame(models["nablatau"].get("history") or []) for models in runs.values()]
+    if not all("mia_loss" in curve for curve in curves):
+        return None
+    targets = [models["retrain"]["mia_loss"] for models in runs.values()]
+    gaps = pd.concat([(curve.set_index("epoch")["mia_loss"] - target).abs() for curve, target in zip(curves, targets)],
+                     axis=1).dropna().mean(axis=1)
+    spread = [abs(models[r]["mia_loss"] - models["retrain"]["mia_loss"]) for models in runs.values()
+              for r in references_of(models)[1:] if "mia_loss" in models[r]]
+    if gaps.empty or not spread or gaps.iloc[-1] - gaps.min() <= np.mean(spread):
+        return None
+    return (f"Its loss-MIA came within {gaps.min():.3f} of the retrained model's at epoch {int(gaps.idxmin()) + 1} of "
+            f"{int(gaps.index[-1]) + 1} and ends {gaps.iloc[-1]:.3f} from it, more than retraining's own spread on it "
+            f"({np.mean(spread):.3f}): its later epochs undo part of the forgetting.")
 
 
 def excess_table(runs: Runs, excess: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:

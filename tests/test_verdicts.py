@@ -112,3 +112,15 @@ def test_the_paper_metric_report_adds_retrainings_spread_on_loss_mia():
     report = paper_metric_report(runs)
     assert "a second retraining's loss-MIA lies 0.030 from the first's" in report
     assert "retrain_2" not in report.split("Retraining's own spread")[0]  # a reference is never ranked
+
+
+def test_a_loss_mia_that_drifts_back_over_the_epochs_is_named_a_weakness():
+    runs = _runs(1.0)
+    for models in runs.values():
+        models["retrain"]["mia_loss"], models["retrain_2"]["mia_loss"] = 0.50, 0.52
+        models["nablatau"]["history"] = [{"epoch": e, "mia_loss": m} for e, m in enumerate((0.7, 0.52, 0.6, 0.68))]
+    text = conclusions(runs)
+    assert "came within 0.020 of the retrained model's at epoch 2 of 4 and ends 0.180 from it" in text
+    for models in runs.values():
+        models["nablatau"]["history"][-1]["mia_loss"] = 0.53  # ends within retraining's spread of its best
+    assert "came within" not in conclusions(runs)
