@@ -55,9 +55,13 @@ def test_subset_removal_writes_the_schema_for_every_model(first_run):
     run = first_run
     saved = json.loads(run.path.read_text())
     assert run.path.parent.name == "subset_removal"
-    assert list(saved["models"]) == ["original", "retrain", *METHODS]
+    assert list(saved["models"]) == ["original", "retrain", "retrain_2", *METHODS]
     for name, metrics in saved["models"].items():
         assert SCHEMA <= metrics.keys(), name
+        # Both loss attacks on every model; a reference calibrated by the other only. 100 held-out samples resolve
+        # a 1 % false-positive rate.
+        assert {"population_auc", "calibrated_auc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr"} <= metrics.keys(), name
+        assert metrics["calibrated_by"] == [r for r in ("retrain", "retrain_2") if r != name], name
         assert all(0 <= metrics[k] <= 1 for k in SCHEMA - {"runtime_s", "kl_forget", "kl_test"}), name
         assert metrics["kl_forget"] >= 0 and metrics["kl_test"] >= 0
         assert metrics["runtime_s"] > 0, name
@@ -65,6 +69,8 @@ def test_subset_removal_writes_the_schema_for_every_model(first_run):
     assert retrained["forget_ks"] == 0 and retrained["kl_test"] == pytest.approx(0, abs=1e-9)  # itself
     assert saved["models"]["original"]["kl_forget"] > 0
     assert isinstance(retrained["reference_problems"], list) and retrained["config"]["last_batch"] == "dropped"
+    second = saved["models"]["retrain_2"]
+    assert second["config"]["seed"] == retrained["config"]["seed"] + 1000 and second["n_test"] == 100
     assert 0 < saved["models"]["original"]["label_prior_test_acc"] < 0.5
     history = saved["models"]["nablatau"]["history"]
     assert len(history) == saved["models"]["nablatau"]["config"]["epochs"]
@@ -75,7 +81,7 @@ def test_subset_removal_writes_the_schema_for_every_model(first_run):
     assert saved["config"]["forget_fraction"] == 0.15 and saved["config"]["split_seed"] == 42
     assert saved["config"]["method_settings"] == json.loads(json.dumps(IMAGE_METHOD_SETTINGS))
     assert {"torch", "device"} <= saved["environment"].keys()
-    assert list(run.table.index) == ["original", "retrain", *METHODS]
+    assert list(run.table.index) == ["original", "retrain", "retrain_2", *METHODS]
     assert run.table.loc["retrain", "runtime_vs_retrain"] == 1.0
 
 
@@ -95,7 +101,8 @@ def test_a_rerun_reuses_finished_results_and_resumes_missing_models(tmp_path, ci
     calls = []
     monkeypatch.setitem(methods.METHODS, "ssd", _counting(baselines.ssd, calls))
     retrained, load_retrained = [], runner.retrained_model  # loaded to compare with, never trained again
-    monkeypatch.setattr(runner, "retrained_model", lambda setup: retrained.append(load_retrained(setup)) or retrained[-1])
+    monkeypatch.setattr(runner, "retrained_model", lambda setup, reference="retrain":
+                        retrained.append(load_retrained(setup, reference)) or retrained[-1])
     resumed = _run(tmp_path, cifar)
     assert [info["cached"] for _, info in retrained] == [True]
     assert calls == ["ssd"] and resumed.models["nablatau"] == saved["models"]["nablatau"]
@@ -175,15 +182,17 @@ def test_bad_methods_fail_before_any_training(tmp_path, methods, message, monkey
 
 @pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10
 def test_an_unsound_retrained_model_is_flagged_in_the_results_file(tmp_path, cifar, cache, monkeypatch):
-    def untrained(setup):  # a retrained model that never trained: test accuracy near chance
+    def untrained(setup, reference="retrain"):  # retrained models that never trained: test accuracy near chance
         return setup.build_model().to(setup.device).eval(), {"wall_time_s": 1.0, "history": [{"loss": 9.9}]}
 
     monkeypatch.setattr(runner, "retrained_model", untrained)
     run = _run(tmp_path, cifar, methods=["ssd"])
     saved = json.loads(run.path.read_text())
     problems = saved["models"]["retrain"]["reference_problems"]
-    assert run.reference_problems == problems and len(problems) == 1  # smoke's 2 epochs: accuracy is near chance too
-    assert "final training loss 9.900" in problems[0]
+    # Each reference's loss is far above the original's (whether two untrained models agree is beside the point).
+    health = [problem for problem in problems if "final training loss" in problem]
+    assert run.reference_problems == problems and len(health) == 2
+    assert "retrain's final training loss 9.900" in health[0] and "retrain_2's final training loss 9.900" in health[1]
 
 
 @pytest.mark.slow  # run_removal: trains ResNet-18s on real CIFAR-10

@@ -62,9 +62,10 @@ def test_the_smoke_grid_runs_through_ray_and_writes_one_result_per_cell(sweep_en
     grid = sweep_grid("smoke")
     run = run_sweep(grid, output_dir=tmp_path, progress=False, **sweep_env)
 
-    assert len(grid.cells) == 4 and len(grid.retrain_cells) == 2  # 2 × 2 grid, the rule's α₀ among it
+    # 2 × 2 grid, the rule's α₀ among it; two retrained references per fraction
+    assert len(grid.cells) == 4 and len(grid.retrain_cells) == 2 * 2
     assert sorted((tmp_path / NOTEBOOK).glob("*.json")) == sorted(run.paths)
-    assert len(run.ran) == 6 and run.done_before == []
+    assert len(run.ran) == 8 and run.done_before == []
     for cell in [*grid.cells, *grid.retrain_cells]:
         payload = json.loads(results_path(tmp_path, NOTEBOOK, cell.config()).read_text())
         assert payload["config"]["forget_fraction"] == cell.fraction and payload["config"]["seed"] == cell.seed
@@ -88,12 +89,13 @@ def test_the_smoke_grid_runs_through_ray_and_writes_one_result_per_cell(sweep_en
     frame = load_sweep(tmp_path, grid=grid)
     assert len(frame) == 4 and frame["retrain_mia_loss"].notna().all()
     assert (frame["mia_gap"] - (frame["mia_loss"] - frame["retrain_mia_loss"]).abs()).abs().max() < 1e-12
+    assert frame["retraining_spread"].notna().all()  # the second reference's distance to the first
     assert frame["is_rule"].tolist() == [True, False, False, True]
 
     # Everything is done: a rerun skips every cell and rewrites nothing.
     stamps = {path: path.stat().st_mtime_ns for path in run.paths}
     again = run_sweep(grid, output_dir=tmp_path, progress=False, **sweep_env)
-    assert again.ran == [] and len(again.done_before) == 6
+    assert again.ran == [] and len(again.done_before) == 8
     assert {path: path.stat().st_mtime_ns for path in run.paths} == stamps
 
 
@@ -133,12 +135,13 @@ def test_tasks_failing_alike_are_all_recorded_and_their_error_named_once(sweep_e
     grid = sweep_grid("smoke", fractions=[0.06])
     with pytest.raises(GridError) as failure:
         run_sweep(grid, output_dir=tmp_path, function=_always_fail, progress=False, **sweep_env)
-    # Two trainings (the original, the retraining) and a measurement per cell; the cells fail with their trainings.
+    # Three trainings (the original, the two retrained references) and a measurement per cell; the cells fail with
+    # their trainings.
     measured = sorted(cell.spec.label for cell in [*grid.cells, *grid.retrain_cells])
     assert sorted(label for label in failure.value.failed if not label.startswith("train ")) == measured
-    assert len(failure.value.failed) == len(measured) + 2
+    assert len(failure.value.failed) == len(measured) + 3
     message = str(failure.value)
-    assert message.count("RuntimeError: the same bug in every task") == 1 and "(and 1 more tasks with this error" in message
+    assert message.count("RuntimeError: the same bug in every task") == 1 and "(and 2 more tasks with this error" in message
     assert failure.value.failed[grid.cells[0].spec.label] == "did not run: train original cifar10/smoke seed 0 failed"
     assert not list(tmp_path.rglob("*.json"))
 
