@@ -124,3 +124,12 @@ def test_a_loss_mia_that_drifts_back_over_the_epochs_is_named_a_weakness():
     for models in runs.values():
         models["nablatau"]["history"][-1]["mia_loss"] = 0.53  # ends within retraining's spread of its best
     assert "came within" not in conclusions(runs)
+
+
+def test_a_test_accuracy_lost_beyond_retrainings_spread_is_named_a_weakness():
+    runs = _runs(1.0)
+    assert "costs test accuracy" not in conclusions(runs)  # every model at 0.5
+    for models in runs.values():
+        models["retrain_2"]["test_acc"], models["nablatau"]["test_acc"] = 0.51, 0.42
+    assert "It costs test accuracy: -0.080 against the retrained model, where a second retraining differs by 0.010" \
+        in conclusions(runs)
