@@ -349,7 +349,8 @@ def weaknesses(runs: Runs, *, exclude: Sequence[str] = ("original",),
 
 def _drift(runs: Runs) -> str | None:
     """A sentence when ∇τ's loss-MIA came closer to the retrained model's during its epochs than where it ended,
-    by more than retraining's own spread on loss-MIA (mean over seeds of the tracked epochs, :mod:`nablatau.runner`
+    by more than retraining's own spread on loss-MIA and more than the attack's own noise (its standard deviation
+    over cross-validation splits, ``mia_loss_std``), mean over seeds of the tracked epochs (:mod:`nablatau.runner`
     curves); None otherwise or without curves."""
     curves = [pd.DataFrame(models["nablatau"].get("history") or []) for models in runs.values()]
     if not all("mia_loss" in curve for curve in curves):
@@ -359,11 +360,12 @@ def _drift(runs: Runs) -> str | None:
                      axis=1).dropna().mean(axis=1)
     spread = [abs(models[r]["mia_loss"] - models["retrain"]["mia_loss"]) for models in runs.values()
               for r in references_of(models)[1:] if "mia_loss" in models[r]]
-    if gaps.empty or not spread or gaps.iloc[-1] - gaps.min() <= np.mean(spread):
+    noise = np.mean([models["nablatau"].get("mia_loss_std", 0.0) for models in runs.values()])
+    if gaps.empty or not spread or gaps.iloc[-1] - gaps.min() <= max(np.mean(spread), noise):
         return None
     return (f"Its loss-MIA came within {gaps.min():.3f} of the retrained model's at epoch {int(gaps.idxmin()) + 1} of "
             f"{int(gaps.index[-1]) + 1} and ends {gaps.iloc[-1]:.3f} from it, more than retraining's own spread on it "
-            f"({np.mean(spread):.3f}): its later epochs undo part of the forgetting.")
+            f"({np.mean(spread):.3f}) and the attack's noise ({noise:.3f}): its later epochs undo part of the forgetting.")
 
 
 def excess_table(runs: Runs, excess: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
