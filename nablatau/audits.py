@@ -144,8 +144,7 @@ def loss_attacks(forget: np.ndarray, heldout: np.ndarray, reference_forget: Sequ
     forget, heldout = np.asarray(forget, dtype=float), np.asarray(heldout, dtype=float)
     scores = {"population_auc": _auc(-forget, -heldout)[0]}  # a lower loss looks like a member
     if len(reference_forget):
-        members = _log(np.asarray(reference_forget, dtype=float)).mean(axis=0) - _log(forget)
-        nonmembers = _log(np.asarray(reference_heldout, dtype=float)).mean(axis=0) - _log(heldout)
+        members, nonmembers = calibrated_scores(forget, heldout, reference_forget, reference_heldout)
         scores["calibrated_auc"], scores["calibrated_pvalue"] = _auc(members, nonmembers)
         scores.update({f"tpr_at_{fpr * 100:g}pct_fpr": tpr_at_fpr(members, nonmembers, fpr) for fpr in FPRS
                        if heldout.size >= math.ceil(1 / fpr)})

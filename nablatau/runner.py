@@ -164,9 +164,6 @@ def measuring_loaders(splits: UnlearningSplits | Mapping[str, Dataset], batch_si
     return {name: loader for name, loader in in_order.items() if name != "val"}
 
 
-# --- Is the gold standard sound? -------------------------------------------------------------------
-
-
 # --- Running a spec --------------------------------------------------------------------------------
 
 
@@ -201,16 +198,15 @@ class Context:
     def original(self) -> tuple[nn.Module, dict]:
         return original_model(self.setup)
 
-    @cached_property
+    @property
     def retrained(self) -> tuple[nn.Module, dict]:
-        return retrained_model(self.setup)
+        """The gold standard, the first retrained reference."""
+        return self.trained("retrain")
 
     def trained(self, model: str) -> tuple[nn.Module, dict]:
         """The original or a retrained reference, trained (or loaded) once per process."""
         if model == "original":
             return self.original
-        if model == "retrain":
-            return self.retrained
         if model not in self._references:
             self._references[model] = retrained_model(self.setup, model)
         return self._references[model]
@@ -268,15 +264,14 @@ def run_spec(spec: Spec, *, context: Context | None = None, **runtime: Any) -> d
         model, info = context.original
         if not spec.saves:  # the sweep's original only trains
             return {"runtime_s": info["wall_time_s"], "cached": info["cached"]}
-        test = setup.measured_splits["test"] if setup.measured_splits is not None else setup.splits.test
+        test = setup.test_set
         return {**context.measure(model, sample_losses=True), "runtime_s": info["wall_time_s"],
                 "label_prior_test_acc": label_prior_accuracy(labels_of(setup.train_set), labels_of(test), setup.task),
                 "n_train": len(setup.train_set), "n_test": len(test), "history": info.get("history", [])}
     if spec.trains:
         model, info = context.trained(spec.model)
-        test = setup.measured_splits["test"] if setup.measured_splits is not None else setup.splits.test
         entry = {**context.measure(model, sample_losses=True), "runtime_s": info["wall_time_s"],
-                 "n_test": len(test), "history": info.get("history", []),
+                 "n_test": len(setup.test_set), "history": info.get("history", []),
                  "config": {"recipe": setup.settings["recipe"], "seed": spec.training_seed, "last_batch": LAST_BATCH,
                             **setup.forget}}
         if "original" not in spec.file_models:  # a sweep cell's file holds no original to check it against
@@ -337,12 +332,12 @@ def score_attacks(models: Mapping[str, dict[str, Any]], references: Sequence[str
         if not losses:
             continue
         members, nonmembers = list(losses)
-        calibrators = [models[r]["sample_losses"] for r in references if r != name and "sample_losses" in models[r]]
+        calibrated_by = [r for r in references if r != name and "sample_losses" in models[r]]
+        calibrators = [models[r]["sample_losses"] for r in calibrated_by]
         for key in ("calibrated_auc", "calibrated_pvalue", *(f"tpr_at_{fpr * 100:g}pct_fpr" for fpr in FPRS)):
             entry.pop(key, None)
         entry.update(loss_attacks(losses[members], losses[nonmembers], [c[members] for c in calibrators],
-                                  [c[nonmembers] for c in calibrators]))
-        entry["calibrated_by"] = [r for r in references if r != name and "sample_losses" in models[r]]
+                                  [c[nonmembers] for c in calibrators]), calibrated_by=calibrated_by)
 
 
 def run_experiment(specs: Sequence[Spec], *, output_dir: str | Path, **runtime: Any) -> RemovalRun:

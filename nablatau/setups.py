@@ -60,6 +60,12 @@ class Setup:
     progress: bool = True
 
 
+    @property
+    def test_set(self) -> Dataset:
+        """The test split every model is measured on (the measured splits' where they are given)."""
+        return self.measured_splits["test"] if self.measured_splits is not None else self.splits.test
+
+
 def profile_data(data: ImageData, settings: Mapping[str, Any], seed: int = 0) -> tuple[Dataset, Dataset]:
     """Training and held-out sets of a profile: seeded subsets, or the full sets when sizes are None."""
     train_set, heldout = data.train, data.test

@@ -52,6 +52,12 @@ def references_of(models: Mapping[str, Any]) -> list[str]:
     return sorted((name for name in models if reference_index(name) is not None), key=reference_index)
 
 
+def retraining_spread(runs: Runs, metric: str) -> list[float]:
+    """|metric(retrain_k) − metric(retrain)| of every further reference of every seed that has ``metric``."""
+    return [abs(models[r][metric] - models["retrain"][metric]) for models in runs.values()
+            for r in references_of(models)[1:] if metric in models[r]]
+
+
 def _auc_rows(members: np.ndarray, nonmembers: np.ndarray) -> np.ndarray:
     """ROC AUC of each row's members against its non-members (Mann–Whitney, ties averaged)."""
     ranks = rankdata(np.concatenate([members, nonmembers], axis=1), axis=1)
@@ -241,8 +247,7 @@ def utility_verdict(runs: Runs, *, max_test_gap: float = 0.05, confidence: float
         verdict = "DID NOT HOLD"
     else:
         verdict = "INCONCLUSIVE"
-    spread = [abs(models[r]["test_acc"] - models["retrain"]["test_acc"]) for models in runs.values()
-              for r in references_of(models)[1:]]
+    spread = retraining_spread(runs, "test_acc")
     own = f"; a second retraining differs from the first by {np.mean(spread):.3f} on average" if spread else ""
     band = f" [{low:+.3f}, {high:+.3f}]" if len(differences) > 1 else ""
     return (f"{verdict} — utility: ∇τ's test accuracy minus the retrained model's is {mean:+.3f}{band} over "
@@ -284,8 +289,7 @@ def paper_metric_report(runs: Runs) -> str:
     """The paper's loss-MIA ranking (:func:`nablatau.tables.closest_over_seeds`) with retraining's own spread on
     it: how far a second retraining's loss-MIA lands from the first's."""
     _, sentence = closest_over_seeds(runs, "mia_loss")
-    spread = [abs(models[r]["mia_loss"] - models["retrain"]["mia_loss"]) for models in runs.values()
-              for r in references_of(models)[1:] if "mia_loss" in models[r]]
+    spread = retraining_spread(runs, "mia_loss")
     if spread:
         sentence += (f" Retraining's own spread on it: a second retraining's loss-MIA lies {np.mean(spread):.3f} "
                      "from the first's (mean over seeds).")
@@ -329,8 +333,7 @@ def weaknesses(runs: Runs, *, exclude: Sequence[str] = ("original",),
             weak.append(f"On the {METRIC_NAMES[metric]} it is farther from retraining than a second retraining "
                         f"({excess['nablatau']['mean']:+.3f})" + (f", behind {', '.join(ahead)}." if ahead else "."))
     accuracy = np.mean([models["nablatau"]["test_acc"] - models["retrain"]["test_acc"] for models in runs.values()])
-    spread = [abs(models[r]["test_acc"] - models["retrain"]["test_acc"]) for models in runs.values()
-              for r in references_of(models)[1:] if "test_acc" in models[r]]
+    spread = retraining_spread(runs, "test_acc")
     if spread and accuracy < -(np.mean(spread) + 0.05):
         weak.append(f"It costs test accuracy: {accuracy:+.3f} against the retrained model, where a second retraining "
                     f"differs by {np.mean(spread):.3f}.")
@@ -339,8 +342,7 @@ def weaknesses(runs: Runs, *, exclude: Sequence[str] = ("original",),
         weak.append(drift)
     gaps = [models["nablatau"]["forget_acc"] - models["retrain"]["forget_acc"] for models in runs.values()
             if "forget_acc" in models["nablatau"]]
-    spread = [abs(models[r]["forget_acc"] - models["retrain"]["forget_acc"]) for models in runs.values()
-              for r in references_of(models)[1:] if "forget_acc" in models[r]]
+    spread = retraining_spread(runs, "forget_acc")
     if gaps and spread and np.mean(gaps) > np.mean(spread) + 0.05:
         weak.append(f"It leaves the forget set fitted: its forget accuracy is {np.mean(gaps):+.3f} above the "
                     f"retrained model's, where a second retraining differs by {np.mean(spread):.3f}.")
@@ -358,8 +360,7 @@ def _drift(runs: Runs) -> str | None:
     targets = [models["retrain"]["mia_loss"] for models in runs.values()]
     gaps = pd.concat([(curve.set_index("epoch")["mia_loss"] - target).abs() for curve, target in zip(curves, targets)],
                      axis=1).dropna().mean(axis=1)
-    spread = [abs(models[r]["mia_loss"] - models["retrain"]["mia_loss"]) for models in runs.values()
-              for r in references_of(models)[1:] if "mia_loss" in models[r]]
+    spread = retraining_spread(runs, "mia_loss")
     noise = np.mean([models["nablatau"].get("mia_loss_std", 0.0) for models in runs.values()])
     if gaps.empty or not spread or gaps.iloc[-1] - gaps.min() <= max(np.mean(spread), noise):
         return None
