@@ -34,6 +34,7 @@ _NAMES = {
     "models": ("TextClassifier", "resnet18"),
     "train": ("CIFAR_RECIPE", "GOEMOTIONS_RECIPE", "CheckpointCache", "TrainRecipe"),
     "methods": ("METHODS",),
+    "loop": ("precision",),
     "nabla_tau": ("UnlearnResult", "alpha_at", "default_alpha0", "default_epochs", "refreshes_target_loss",
                   "unlearn"),
 }
@@ -62,6 +63,6 @@ __all__ = [
     "DataNotFoundError", "DivergenceError", "GOEMOTIONS_RECIPE", "MIAResult", "NablatauError",
     "ShapeError", "TextClassifier", "TrainRecipe", "UnlearnResult", "UnlearningSplits", "alpha_at", "audit",
     "baselines", "class_forget_split", "data", "default_alpha0", "default_epochs", "evaluate", "load_cifar",
-    "load_goemotions", "loaders", "losses", "make_splits", "methods", "models", "population_mia",
+    "load_goemotions", "loaders", "losses", "make_splits", "methods", "models", "population_mia", "precision",
     "random_forget_split", "refreshes_target_loss", "resnet18", "split_heldout", "train", "unlearn",
 ]

@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .errors import ConfigError, DataError, raise_if_any
-from .losses import TRAIN_LOSS, PerSampleLoss, task_problems
+from .losses import TRAIN_LOSS, PerSampleLoss, per_sample, task_problems
 from .mia import predict
 
 #: The false-positive rates whose true-positive rates are reported, and the held-out samples each needs
@@ -93,10 +93,7 @@ class AuditReport:
 
 def _losses(model: nn.Module, loader: DataLoader, loss: PerSampleLoss, name: str) -> np.ndarray:
     outputs, targets = predict(model, loader, desc=name)
-    values = loss(outputs, targets).double().numpy().reshape(-1)
-    if values.size != len(targets):
-        raise DataError(f"loss must return one value per sample; it returned {values.size} for {len(targets)} "
-                        f"{name} samples (use reduction='none')")
+    values = per_sample(loss, outputs, targets).double().numpy()
     if not np.all(np.isfinite(values)):
         raise DataError(f"{int(np.sum(~np.isfinite(values)))} {name} losses are NaN or infinite; check the model "
                         "for divergence before auditing it")

@@ -19,6 +19,8 @@ an epoch.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import math
 import time
@@ -28,11 +30,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset,
+                              SubsetRandomSampler)
 from .progress import progress_bar
 
 from .batches import Inputs, channels_last, model_device, unpack
-from .errors import DivergenceError
+from .errors import ConfigError, DivergenceError
 
 #: ``callback(epoch, model)``, called after every epoch; a returned mapping joins that epoch's history row.
 EpochCallback = Callable[[int, nn.Module], "Mapping[str, Any] | None"]
@@ -47,8 +50,44 @@ class UnlearnResult:
     wall_time_s: float = 0.0
 
 
+#: The precisions of the CUDA fast path: ``"bf16"`` (bf16 autocast, the default) and ``"fp32"`` (none).
+PRECISIONS = ("bf16", "fp32")
+_PRECISION: contextvars.ContextVar[str] = contextvars.ContextVar("nablatau_precision", default="bf16")
+
+
+@contextlib.contextmanager
+def precision(name: str) -> Iterator[None]:
+    """Everything nablatau runs inside the block (training, every method, the metrics and the audit) uses
+    ``name`` on CUDA: ``"bf16"`` (the default, the fast path) or ``"fp32"`` (bf16 autocast off).
+
+    The CPU always computes in full precision, so that runs there are exactly reproducible; the configs record
+    the precision a run actually used (:func:`precision_of`).
+
+        >>> with precision("fp32"):
+        ...     precision_of(torch.device("cuda"))
+        'fp32'
+        >>> precision_of(torch.device("cuda")), precision_of(torch.device("cpu"))
+        ('bf16', 'fp32')
+
+    Raises:
+        ConfigError: a name not in :data:`PRECISIONS`.
+    """
+    if name not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {name!r}: 'fp32' turns bf16 autocast off")
+    token = _PRECISION.set(name)
+    try:
+        yield
+    finally:
+        _PRECISION.reset(token)
+
+
+def precision_of(device: torch.device) -> str:
+    """The precision a model on ``device`` computes in here: the block's on CUDA, ``"fp32"`` elsewhere."""
+    return _PRECISION.get() if device.type == "cuda" else "fp32"
+
+
 def autocast(device: torch.device) -> torch.autocast:
-    """The one mixed-precision context of nablatau: bf16 autocast on CUDA, disabled elsewhere.
+    """The one mixed-precision context of nablatau: bf16 autocast on CUDA unless :func:`precision` turns it off.
 
     bf16 on CUDA is the fast path; on the CPU full precision keeps runs exactly reproducible.
 
@@ -56,9 +95,9 @@ def autocast(device: torch.device) -> torch.autocast:
         device: the device the model runs on.
 
     Returns:
-        A ``torch.autocast`` context manager, enabled only when ``device`` is a CUDA device.
+        A ``torch.autocast`` context manager, enabled only when ``device`` computes in bf16.
     """
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision_of(device) == "bf16")
 
 
 def finite_step(optimizer: torch.optim.Optimizer, total: torch.Tensor, *, method: str, epoch: int, step: int,
@@ -99,11 +138,62 @@ def cycle(loader: DataLoader) -> Iterator[Any]:
 
 
 def dataset_size(loader: DataLoader) -> int:
-    """Number of samples behind a loader (batches × batch size when the dataset has no length)."""
-    try:
+    """Number of samples one pass over ``loader`` yields: what its sampler draws, not ``len(loader.dataset)``.
+
+    ``DataLoader(full_set, sampler=SubsetRandomSampler(indices))`` draws ``len(indices)`` samples of a
+    ``full_set`` that may be ten times larger: α₀ (5/3 · forget fraction) and the configs must count the former.
+    A ``drop_last`` loader yields whole batches only; a custom batch sampler is counted batch by batch (its
+    sampler's length when it has one, else one pass over it); a loader without any length (an iterable data
+    set) counts batches × batch size.
+
+        >>> from torch.utils.data import SubsetRandomSampler, TensorDataset
+        >>> data = TensorDataset(torch.zeros(100, 1))
+        >>> dataset_size(DataLoader(data, batch_size=8, sampler=SubsetRandomSampler(range(30))))
+        30
+        >>> dataset_size(DataLoader(data, batch_size=8, drop_last=True))
+        96
+    """
+    batches = getattr(loader, "batch_sampler", None)
+    if isinstance(batches, BatchSampler):
+        if batches.drop_last:
+            return len(batches) * batches.batch_size
+        with contextlib.suppress(TypeError):
+            return len(batches.sampler)  # type: ignore[arg-type]
+    elif batches is not None:
+        with contextlib.suppress(AttributeError, TypeError):
+            return len(batches.sampler)  # type: ignore[attr-defined]
+        return sum(len(batch) for batch in batches)
+    with contextlib.suppress(TypeError):
         return len(loader.dataset)  # type: ignore[arg-type]
-    except TypeError:
-        return len(loader) * (loader.batch_size or 1)
+    return len(loader) * (loader.batch_size or 1)
+
+
+def loader_samples(loader: DataLoader, *, method: str, role: str) -> Dataset:
+    """The samples one pass over ``loader`` draws, as a data set, for a method that builds its own loader.
+
+    Retraining, SSD's training set and Amnesiac's relabelled union re-batch the samples behind a loader, as the
+    reference does with ``loader.dataset``. Behind ``DataLoader(full_set, sampler=SubsetRandomSampler(idx))``
+    that would be the whole ``full_set`` (the forget samples included, for a retain loader), so the drawn
+    subset is taken instead; a sampler whose draws are not a fixed subset is refused with the fix.
+
+    Raises:
+        ConfigError: ``loader`` has no data set, or a sampler other than the default ones and
+            ``SubsetRandomSampler``.
+    """
+    dataset = getattr(loader, "dataset", None)
+    batches = getattr(loader, "batch_sampler", None)
+    sampler = batches.sampler if isinstance(batches, BatchSampler) else None
+    if dataset is None or batches is None:
+        raise ConfigError(f"{method} builds its own loader from the samples of the {role} loader, but the "
+                          f"{type(loader).__name__} passed has no data set and sampler; pass a torch DataLoader")
+    if isinstance(sampler, SequentialSampler) or (isinstance(sampler, RandomSampler) and not sampler.replacement
+                                                  and sampler.num_samples == len(dataset)):  # type: ignore[arg-type]
+        return dataset
+    if isinstance(sampler, SubsetRandomSampler):
+        return Subset(dataset, list(sampler.indices))
+    raise ConfigError(f"{method} builds its own loader from the samples of the {role} loader, and cannot tell which "
+                      f"samples its {type(sampler or batches).__name__} draws; pass "
+                      f"DataLoader(torch.utils.data.Subset(dataset, indices), ...) or a SubsetRandomSampler")
 
 
 class RunningMean:
@@ -162,6 +252,7 @@ class EpochLoop:
         self.result = UnlearnResult(config=config)
         self.device = model_device(model)
         self.on_cuda = self.device.type == "cuda"
+        config.setdefault("precision", precision_of(self.device))
 
     def __enter__(self) -> EpochLoop:
         if self.config["seed"] is not None:

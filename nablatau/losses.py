@@ -83,6 +83,31 @@ def task_problems(task: str) -> list[str]:
             "'multilabel' for multi-hot targets"]
 
 
+def per_sample(loss: PerSampleLoss, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``loss(logits, targets)``, checked to be one value per sample: every method and attack needs that.
+
+    A reduced loss (``nn.MSELoss()`` with its default mean, say) gives one number for the whole batch, and
+    ∇τ's objective would then compare batch means where it needs samples: refused with the fix.
+
+        >>> per_sample(cross_entropy, torch.zeros(2, 3), torch.tensor([0, 1])).shape
+        torch.Size([2])
+        >>> per_sample(lambda out, y: F.mse_loss(out, y), torch.zeros(2, 3), torch.zeros(2, 3))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        nablatau.errors.ShapeError: loss <lambda> returned shape () for a batch of 2 samples; ...
+    """
+    values = loss(logits, targets)
+    batch = logits.shape[0]
+    if not (isinstance(values, torch.Tensor) and values.shape == (batch,)):
+        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+        raise ShapeError(
+            f"loss {loss_name(loss)} returned shape {shape} for a batch of {batch} samples; a loss must return one "
+            f"value per sample, shape ({batch},). With a torch loss pass reduction='none' and average any other "
+            "dimension, e.g. loss=lambda out, y: F.mse_loss(out, y, reduction='none').mean(dim=1)"
+        )
+    return values
+
+
 def loss_name(loss: PerSampleLoss) -> str:
     """How a config records ``loss``: its ``__name__``, or its repr."""
     return getattr(loss, "__name__", repr(loss))

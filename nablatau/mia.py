@@ -23,7 +23,7 @@ from .progress import progress_bar
 from .batches import forward, model_device, unpack
 from .errors import DataError
 from .loop import autocast
-from .losses import PerSampleLoss, cross_entropy, prediction_entropy
+from .losses import PerSampleLoss, cross_entropy, per_sample, prediction_entropy
 
 
 @torch.no_grad()
@@ -54,7 +54,7 @@ def sample_scores(logits: torch.Tensor, targets: torch.Tensor,
                   loss: PerSampleLoss = cross_entropy) -> dict[str, np.ndarray]:
     """Per-sample attack scores: ``loss`` and prediction ``entropy``."""
     return {
-        "loss": loss(logits, targets).numpy().astype(np.float64),
+        "loss": per_sample(loss, logits, targets).numpy().astype(np.float64),
         "entropy": prediction_entropy(logits).numpy().astype(np.float64),
     }
 

@@ -35,7 +35,7 @@ from .batches import forward, model_device, unpack
 from .errors import ConfigError, raise_if_any
 from .loop import (EpochCallback, EpochLoop, RunningMean, UnlearnResult, autocast, cycle, dataset_size,
                    finite_step)
-from .losses import TRAIN_LOSS, PerSampleLoss, cross_entropy, loss_name, task_problems
+from .losses import TRAIN_LOSS, PerSampleLoss, cross_entropy, loss_name, per_sample, task_problems
 
 # The callback and result types live in :mod:`nablatau.loop`, shared with the baselines; they are part of
 # unlearn's signature, so this module exports them with it.
@@ -113,7 +113,7 @@ def mean_loss(model: nn.Module, loader: DataLoader, loss: PerSampleLoss = cross_
     for batch in loader:
         inputs, targets = unpack(batch, device)
         with autocast(device):
-            values = loss(forward(model, inputs).float(), targets)
+            values = per_sample(loss, forward(model, inputs).float(), targets)
         total += float(values.sum())
         count += values.numel()
     return total / count
@@ -273,7 +273,7 @@ def _losses(loop: EpochLoop, batch: Any, loss: PerSampleLoss) -> torch.Tensor:
     """Per-sample ``loss`` of the loop's model on ``batch``, the loss computed under autocast as well."""
     inputs, targets = loop.unpack(batch)
     with autocast(loop.device):
-        return loss(forward(loop.model, loop.fast(inputs)).float(), targets)
+        return per_sample(loss, forward(loop.model, loop.fast(inputs)).float(), targets)
 
 
 def _resolve_rules(forget: DataLoader, retain: DataLoader, alpha0: float | None, epochs: int | None,

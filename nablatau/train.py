@@ -29,7 +29,7 @@ from .checks import is_number
 from .data import ResidentLoader, can_stay_resident
 from .errors import CheckpointError, ConfigError, DivergenceError, raise_if_any
 from .loop import autocast
-from .losses import PerSampleLoss, cross_entropy
+from .losses import PerSampleLoss, cross_entropy, per_sample
 from .progress import progress_bar
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -291,12 +291,12 @@ def train(
                 inputs = channels_last(inputs)
             with autocast(device):
                 logits = forward(model, inputs)
-            per_sample = loss(logits.float(), targets)  # the loss itself in float32
+            values = per_sample(loss, logits.float(), targets)  # the loss itself in float32
             optimizer.zero_grad(set_to_none=True)
-            per_sample.mean().backward()
+            values.mean().backward()
             optimizer.step()
-            loss_sum += per_sample.detach().sum()
-            seen += int(per_sample.shape[0])
+            loss_sum += values.detach().sum()
+            seen += int(values.shape[0])
         if seen == 0:
             raise ConfigError(
                 "train expects a loader with at least one batch; the loader yielded none. Check the "

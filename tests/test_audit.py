@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import nablatau
 from nablatau.audits import audit, tpr_at_fpr
-from nablatau.errors import ConfigError, DataError
+from nablatau.errors import ConfigError, DataError, ShapeError
 
 
 def test_tpr_at_fpr_takes_the_best_threshold_within_the_false_positive_budget():
@@ -134,7 +134,7 @@ def test_bad_inputs_name_the_fix(digits):
         audit(digits["original"], forget, small, references=digits["references"])
     with pytest.raises(ConfigError, match=r"references\[0\] is a str"):
         audit(digits["original"], forget, heldout, references=["retrained.pt"])
-    with pytest.raises(DataError, match="one value per sample"):
+    with pytest.raises(ShapeError, match="one value per sample"):
         audit(digits["original"], forget, heldout, loss=lambda outputs, targets: outputs.sum())
     with pytest.raises(ConfigError, match="task must be one of"):
         audit(digits["original"], forget, heldout, task="regression")

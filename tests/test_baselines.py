@@ -510,7 +510,7 @@ def test_ssd_dampens_exactly_the_selected_elements(task):
 
     assert model.training  # the caller's mode is back
     assert result.config == dict(method="ssd", task=task, loss=loss.__name__, epochs=1, train_mode=False,
-                                 seed=None, n_forget=16, n_retain=48, n_val=16, callback_s=0.0,
+                                 seed=None, n_forget=16, n_retain=48, n_val=16, precision="fp32", callback_s=0.0,
                                  **SSD_SETTINGS)
     [row] = result.history
     assert row["epoch"] == 0 and row["dampened_parameters"] == selected_count

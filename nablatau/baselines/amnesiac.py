@@ -16,7 +16,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
 from ..batches import Inputs, unpack
 from ..errors import ConfigError, ShapeError, raise_if_any
-from ..loop import RunningMean, UnlearnResult
+from ..loop import RunningMean, UnlearnResult, loader_samples
+from ..losses import per_sample
 from .common import MethodLoop, Shared, SharedSettings, method_optimizer, task_problems
 
 
@@ -90,8 +91,8 @@ def amnesiac(model: nn.Module, forget: DataLoader, retain: DataLoader, val: Data
     wrong target once (:func:`random_wrong_labels`, from a generator seeded with ``seed``, or 0); the
     relabelled forget samples and the retain samples form one set, which every epoch shuffles sample by
     sample into batches of ``batch_size`` (the reference: 128) and trains on with Adam, the model in
-    train mode (the reference's ``fit_one_unlearning_cycle`` calls ``model.train()``). The samples come
-    from ``forget.dataset`` and ``retain.dataset``, batched with the retain loader's ``collate_fn``;
+    train mode (the reference's ``fit_one_unlearning_cycle`` calls ``model.train()``). The samples are those
+    the loaders draw (:func:`~nablatau.loop.loader_samples`), batched with the retain loader's ``collate_fn``;
     the loaders' own batch sizes and order are not used.
 
     The shared parameters are described in :mod:`nablatau.baselines`. Here the loaders' ``dataset`` must
@@ -129,15 +130,16 @@ def amnesiac(model: nn.Module, forget: DataLoader, retain: DataLoader, val: Data
     generator = torch.Generator().manual_seed(0 if run.seed is None else run.seed)
     config = run.config(forget, retain, val, epochs=epochs, lr=lr, optimizer="adam", momentum=None,
                         weight_decay=0.0, batch_size=batch_size, train_mode=run.train_mode, seed=run.seed)
+    forget_samples = loader_samples(forget, method="amnesiac", role="forget")
+    retain_samples = loader_samples(retain, method="amnesiac", role="retain")
     with MethodLoop(model, config, run) as loop:
-        forget_samples = forget.dataset
         targets = torch.stack([torch.as_tensor(_sample_target(forget_samples[i])) for i in range(len(forget_samples))])
         if num_classes is None:
             inputs, _ = unpack(next(iter(forget)))
             num_classes = targets.shape[1] if task == "multilabel" else _output_width(loop, inputs)
         config["num_classes"] = num_classes
         union = ConcatDataset([_Relabelled(forget_samples, random_wrong_labels(targets, num_classes, task, generator)),
-                               retain.dataset])
+                               retain_samples])
         collate = getattr(retain, "collate_fn", None) or default_collate
         n_forget = len(forget_samples)
         opt = method_optimizer(model, "adamw", lr)
@@ -146,7 +148,7 @@ def amnesiac(model: nn.Module, forget: DataLoader, retain: DataLoader, val: Data
             order = torch.randperm(len(union), generator=generator)
             for step, index in enumerate(order.split(batch_size)):
                 inputs, targets = loop.unpack(collate([union[i] for i in index.tolist()]))
-                losses = loss(loop.logits(model, inputs), targets)
+                losses = per_sample(loss, loop.logits(model, inputs), targets)
                 loop.step(opt, losses.mean(), epoch, step)
                 is_forget = (index < n_forget).to(losses.device)
                 totals.add(losses)

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import raise_if_any
 from ..loop import RunningMean, UnlearnResult, cycle
+from ..losses import per_sample
 from .common import MethodLoop, Shared, SharedSettings, method_optimizer, optimizer_problems, sgd_momentum
 
 
@@ -66,8 +67,8 @@ def neggrad_plus(model: nn.Module, forget: DataLoader, retain: DataLoader, val: 
             for step, retain_batch in enumerate(retain):
                 retain_inputs, retain_targets = loop.unpack(retain_batch)
                 forget_inputs, forget_targets = loop.unpack(next(forget_batches))
-                retain_losses = loss(loop.logits(model, retain_inputs), retain_targets)
-                forget_losses = loss(loop.logits(model, forget_inputs), forget_targets)
+                retain_losses = per_sample(loss, loop.logits(model, retain_inputs), retain_targets)
+                forget_losses = per_sample(loss, loop.logits(model, forget_inputs), forget_targets)
                 total = beta * retain_losses.mean() - (1.0 - beta) * forget_losses.mean()
                 loop.step(opt, total, epoch, step)
                 totals.add(total, len(retain_losses))

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import raise_if_any
-from ..loop import UnlearnResult, dataset_size
+from ..errors import ConfigError, raise_if_any
+from ..batches import model_device
+from ..loop import UnlearnResult, loader_samples, precision_of
 from ..train import CIFAR_RECIPE, TrainRecipe, recipe_spec, train, training_loader
 from .common import Shared, SharedSettings, reset_parameters, task_problems
 
@@ -27,7 +28,8 @@ def retrain(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataL
     same way), else by calling ``reset_parameters()`` on every submodule that has one (PyTorch's default
     layer initialisation; parameters held directly by modules without it keep their trained values).
     It is then trained with :func:`nablatau.train.train` and ``recipe`` on a new loader over
-    ``retain.dataset`` with the recipe's batch size (not the retain loader's), shuffled by a generator
+    the samples the retain loader draws (``retain.dataset``, or its sampler's subset:
+    :func:`~nablatau.loop.loader_samples`) with the recipe's batch size (not the retain loader's), shuffled by a generator
     seeded with ``seed``, without an incomplete last batch (:func:`~nablatau.train.training_loader`).
     The forget loader is never read and ``val`` is unused.
 
@@ -36,7 +38,7 @@ def retrain(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataL
 
     Of the shared parameters (:mod:`nablatau.baselines`) it takes ``task``, ``loss`` (the training loss),
     ``progress`` and ``callback``, and not ``train_mode``: training sets the modes, and the caller's mode
-    is restored at the end. ``model``'s trained weights are discarded; only ``retain.dataset`` (and the
+    is restored at the end. ``model``'s trained weights are discarded; only the retain samples (and the
     retain loader's ``collate_fn``) is used. ``callback`` is called once, as
     ``callback(recipe.epochs - 1, model)`` after training (``train`` has no per-epoch hook); its mapping
     joins the last history row.
@@ -64,19 +66,21 @@ def retrain(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataL
     if not isinstance(recipe, TrainRecipe):
         problems.append(f"recipe must be a TrainRecipe, got {type(recipe).__name__}; use e.g. "
                         "nablatau.train.CIFAR_RECIPE or TrainRecipe(...)")
-    dataset = getattr(retain, "dataset", None)
-    if dataset is None:
-        problems.append(f"retrain builds its loader from retain.dataset, but the {type(retain).__name__} "
-                        "passed as retain has none; pass a DataLoader")
-    elif not dataset_size(retain):
-        problems.append("the retain loader is empty; retraining needs at least one retain sample")
+    try:
+        dataset = loader_samples(retain, method="retrain", role="retain")
+    except ConfigError as error:
+        problems.append(str(error))
+    else:
+        if not len(dataset):
+            problems.append("the retain loader is empty; retraining needs at least one retain sample")
     if build_model is not None and (isinstance(build_model, nn.Module) or not callable(build_model)):
         problems.append(f"build_model must be a function returning a fresh model, got a "
                         f"{type(build_model).__name__}; pass e.g. nablatau.models.resnet18 (not a model "
                         "instance) or leave it None")
     raise_if_any(problems)
     config = run.config(forget, retain, val, recipe=recipe_spec(recipe), epochs=recipe.epochs, seed=seed,
-                        init="build_model" if build_model is not None else "reset_parameters")
+                        init="build_model" if build_model is not None else "reset_parameters",
+                        precision=precision_of(model_device(model)))
     was_training = model.training
     torch.manual_seed(seed)
     if build_model is not None:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import ShapeError, raise_if_any
 from ..loop import RunningMean, UnlearnResult
+from ..losses import per_sample
 from .common import MethodLoop, Shared, SharedSettings, method_optimizer, optimizer_problems, sgd_momentum
 
 
@@ -142,7 +143,7 @@ def scrub(model: nn.Module, forget: DataLoader, retain: DataLoader, val: DataLoa
                 inputs, targets = loop.unpack(batch)
                 student_logits = loop.logits(model, inputs)
                 divergence = loop.divergence(student_logits, teacher, inputs, temperature, task)
-                losses = loss(student_logits, targets)
+                losses = per_sample(loss, student_logits, targets)
                 total = (alpha * divergence.mean() + gamma * losses.mean()
                          + distance_weight * parameter_distance(model, teacher))
                 loop.step(opt, total, epoch, step + offset, phase="min pass over the retain set")

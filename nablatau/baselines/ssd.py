@@ -17,8 +17,8 @@ from ..progress import progress_bar
 
 from ..batches import channels_last, forward, model_device, unpack
 from ..errors import ConfigError, DivergenceError, raise_if_any
-from ..loop import UnlearnResult, autocast
-from ..losses import PerSampleLoss
+from ..loop import UnlearnResult, autocast, loader_samples
+from ..losses import PerSampleLoss, per_sample
 from .common import MethodLoop, Shared, SharedSettings
 
 
@@ -38,7 +38,8 @@ def training_set_batches(retain: DataLoader, forget: DataLoader, seed: int | Non
     Returns:
         A shuffling DataLoader over both datasets, with the retain loader's ``collate_fn``.
     """
-    union = ConcatDataset([retain.dataset, forget.dataset])
+    union = ConcatDataset([loader_samples(retain, method="ssd", role="retain"),
+                           loader_samples(forget, method="ssd", role="forget")])
     return DataLoader(union, batch_size=retain.batch_size, shuffle=True,
                       generator=torch.Generator().manual_seed(0 if seed is None else seed),
                       collate_fn=getattr(retain, "collate_fn", None))
@@ -82,7 +83,7 @@ def fisher_importance(model: nn.Module, batches: Iterable[Any], loss: PerSampleL
                 inputs = channels_last(inputs)
             with autocast(device):
                 logits = forward(model, inputs).float()
-            mean = loss(logits, targets).mean()
+            mean = per_sample(loss, logits, targets).mean()
             if not torch.isfinite(mean):
                 raise DivergenceError(
                     f"the loss became {float(mean.detach())} on batch {count - 1} while computing Fisher "
