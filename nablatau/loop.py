@@ -182,17 +182,24 @@ def loader_samples(loader: DataLoader, *, method: str, role: str) -> Dataset:
     """
     dataset = getattr(loader, "dataset", None)
     batches = getattr(loader, "batch_sampler", None)
-    sampler = batches.sampler if isinstance(batches, BatchSampler) else None
-    if dataset is None or batches is None:
+    if isinstance(batches, BatchSampler):
+        sampler = batches.sampler
+    elif batches is not None:  # a custom batch sampler decides the draws; the loader's own sampler is unused
+        sampler = getattr(batches, "sampler", batches)
+    else:  # batch_size=None: the loader's sampler draws the items one by one
+        sampler = getattr(loader, "sampler", None)
+    if dataset is None:
         raise ConfigError(f"{method} builds its own loader from the samples of the {role} loader, but the "
-                          f"{type(loader).__name__} passed has no data set and sampler; pass a torch DataLoader")
+                          f"{type(loader).__name__} passed has no data set; pass a torch DataLoader")
+    if batches is None and not isinstance(loader, DataLoader):
+        return dataset  # a loader of its own kind (nablatau's ResidentLoader) yields its whole data set
     if isinstance(sampler, SequentialSampler) or (isinstance(sampler, RandomSampler) and not sampler.replacement
                                                   and sampler.num_samples == len(dataset)):  # type: ignore[arg-type]
         return dataset
     if isinstance(sampler, SubsetRandomSampler):
         return Subset(dataset, list(sampler.indices))
     raise ConfigError(f"{method} builds its own loader from the samples of the {role} loader, and cannot tell which "
-                      f"samples its {type(sampler or batches).__name__} draws; pass "
+                      f"samples its {type(sampler).__name__} draws; pass "
                       f"DataLoader(torch.utils.data.Subset(dataset, indices), ...) or a SubsetRandomSampler")
 
 

@@ -68,6 +68,9 @@ def test_methods_that_rebatch_the_samples_take_only_the_sampled_ones():
     with pytest.raises(ConfigError, match=r"cannot tell which samples its WeightedRandomSampler draws; pass "
                                           r"DataLoader\(torch.utils.data.Subset"):
         loader_samples(weighted, method="retrain", role="retain")
+    pairs = DataLoader(full_set(), batch_sampler=[[0, 1], [2, 3]])  # a custom batch sampler decides the draws
+    with pytest.raises(ConfigError, match="cannot tell which samples its list draws"):
+        loader_samples(pairs, method="ssd", role="retain")
     recipe = TrainRecipe(optimizer="sgd", lr=0.01, epochs=1, batch_size=8)
     with pytest.raises(ConfigError, match="retrain builds its own loader"):
         baselines.retrain(nn.Linear(4, 3), subset(FORGET), weighted, subset(VAL), recipe=recipe, progress=False)
