@@ -404,7 +404,7 @@ def paper_specs(grid: dict[str, list], sweep_datasets: tuple[str, ...] = ("cifar
                           sweep="cifar10" in sweep_datasets)
     for dataset in dict.fromkeys(sweep_datasets):
         if dataset != "cifar10":
-            specs += sweep_grid("paper", dataset=dataset, seeds=grid["seeds"]).specs
+            specs += sweep_grid("paper", dataset=dataset, split_seeds=grid["seeds"]).specs
     return specs
 
 

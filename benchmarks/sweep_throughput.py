@@ -99,7 +99,7 @@ def main() -> None:
         torch.set_num_threads(cpus)
         cell = grid.cells[0]
         retrain_cell = next(c for c in sweep_grid(args.profile, dataset=args.dataset, fractions=[cell.fraction],
-                                                  seeds=[cell.seed]).retrain_cells)
+                                                  split_seeds=[cell.split_seed]).retrain_cells)
         with tempfile.TemporaryDirectory(prefix="sweep-benchmark-") as scratch:
             start = time.perf_counter()
             unlearned = run_cell(cell, data, scratch, cache_dir)["nablatau"]

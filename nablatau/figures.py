@@ -4,7 +4,8 @@
 ``results/<notebook>/<run-id>.json`` and writes, under ``figures/<profile>/``:
 
 - per notebook and data set, one table over the runs (markdown and LaTeX; mean ± std and a 95 % interval over seeds
-  when a setting ran with several seeds);
+  when a setting ran with several seeds, as :func:`nablatau.tables.seed_summary_note` says in the caption), with
+  the unsound-reference caveat of any run whose retrained model failed its soundness check;
 - per run, the plots the notebook shows (MIA and test accuracy over epochs, loss histograms);
 - across forget fractions, the loss-MIA and test accuracy of every method;
 - the α₀ × fraction sweep's heatmaps, rule-vs-best plot and table (:func:`write_sweep_figures`) when its
@@ -38,7 +39,8 @@ from .results import load_results
 from .sweep_figures import (format_rule_summary, load_sweep, plot_heatmaps, plot_rule_vs_best, rule_summary,
                              rule_verdicts)
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
-from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, closest_over_seeds, interval, shortened_trainings, titled
+from .tables import (TABLE_COLUMNS, TEXT_TABLE_COLUMNS, closest_over_seeds, seed_summary_note, shortened_trainings,
+                     summarize, summary_cell, titled)
 
 #: Display names of the models, in table order.
 MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "retrain_2": "Retrain, second seed",
@@ -95,6 +97,10 @@ def plot_epoch_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Mapping
                 ax.axhspan(mean - np.std(values, ddof=1), mean + np.std(values, ddof=1), color="gray", alpha=0.15)
     if metric.startswith("mia"):
         ax.axhline(0.5, color="black", linewidth=0.5)
+    # A reference line added after the curves does not widen the y limits by itself: one at the data's extreme
+    # would lie on the frame. Recomputed from every line and band, the limits get their margins around it too.
+    ax.relim()
+    ax.autoscale_view()
     ax.set(xlabel="epoch", ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")), title=title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # beside the axes: hides no data
     return ax
@@ -117,8 +123,13 @@ def plot_unlearning_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Ma
 
 def plot_gap_to_retrain(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metric: str = "mia_loss",
                         title: str = "") -> plt.Axes:
-    """Each method's gap |``metric`` − the retrained model's| (mean over seeds, 95 % interval as error bars),
-    closest first, coloured by whether the seeds tie it with the closest (:func:`nablatau.tables.closest_over_seeds`)."""
+    """Each method's gap |``metric`` − the retrained model's| (mean over seeds, 95 % interval as error bars,
+    clipped at 0), closest first, coloured by whether the seeds tie it with the closest
+    (:func:`nablatau.tables.closest_over_seeds`: its interval overlaps the closest's, or its mean gap is smaller
+    than one that does), so the colour changes once down the bars.
+
+    The gap is an absolute value: the axis starts at 0, and an interval's lower end below 0 is drawn at 0.
+    """
     gaps, _ = closest_over_seeds(runs, metric)
     frame = gaps.reset_index().assign(
         model=lambda f: f["model"].map(display_name),
@@ -126,32 +137,48 @@ def plot_gap_to_retrain(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], met
     ax = plt.subplots(figsize=(6.5, 0.45 * len(frame) + 1.2))[1]
     sns.barplot(data=frame, y="model", x="gap", hue="verdict", dodge=False, ax=ax,
                 palette={"tied with the closest": "tab:blue", "farther": "tab:gray"})
-    if frame["std"].notna().all():
-        ax.errorbar(frame["gap"], range(len(frame)), xerr=[frame["gap"] - frame["low"], frame["high"] - frame["gap"]],
-                    fmt="none", color="black", capsize=3)
     seeds = int(gaps["seeds"].min())
+    if frame["std"].notna().all():
+        low = frame["low"].clip(lower=0)  # closest_over_seeds clips already; a bar's error never crosses 0
+        ax.errorbar(frame["gap"], range(len(frame)), xerr=[frame["gap"] - low, frame["high"] - frame["gap"]],
+                    fmt="none", color="black", capsize=3)
+        rule = "tied: 95 % interval overlaps the closest's,\nor a smaller gap than one that does"
+    else:
+        rule = "tied: the closest's gap to 3 decimals"
+    ax.set_xlim(left=0)
     label = METRIC_LABELS.get(metric, metric.replace("_", " "))
     ax.set(ylabel="", title=title, xlabel=f"|{label} − retrained model's| (mean over {seeds} seed{'s' * (seeds > 1)}"
-                                          f"{', 95 % interval' if seeds > 1 else ''})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+                                          f"{', 95 % interval clipped at 0' if seeds > 1 else ''})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title=rule, title_fontsize=8, frameon=False,
+              alignment="left")
     return ax
 
 
 def plot_loss_histograms(models: Mapping[str, Mapping[str, Any]],
                          names: Sequence[str] = ("original", "nablatau", "retrain"),
                          title: str = "") -> plt.Figure:
-    """Per model, the loss of forget samples against held-out samples (log scale): what the attack sees."""
+    """Per model, the loss of forget samples against held-out samples (log scale): what the attack sees.
+
+    One legend for the figure, beside the last panel: the panels share their colours, and a legend inside a
+    panel covers its histogram.
+    """
     shown = [name for name in names if "sample_losses" in models.get(name, {})]
     figure, axes = plt.subplots(1, max(len(shown), 1), figsize=(4 * max(len(shown), 1), 3.5), sharex=True,
                                 squeeze=False)
+    legend = None
     for ax, name in zip(axes[0], shown):
         frame = pd.concat([pd.DataFrame({"loss": np.maximum(values, 1e-6), "samples": split})
                            for split, values in models[name]["sample_losses"].items()])
         sns.histplot(data=frame, x="loss", hue="samples", log_scale=True, stat="density", common_norm=False,
                      element="step", ax=ax)
         ax.set(title=f"{display_name(name)} (loss-MIA {models[name]['mia_loss']:.2f})")
+        if ax.get_legend() is not None:
+            legend = legend or (ax.get_legend().legend_handles, [t.get_text() for t in ax.get_legend().get_texts()])
+            ax.get_legend().remove()
     figure.suptitle(title)
     figure.tight_layout()
+    if legend:
+        figure.legend(*legend, title="samples", loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
     return figure
 
 
@@ -200,20 +227,16 @@ def long_frame(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def mean_std_table(frame: pd.DataFrame, columns: Mapping[str, str], by: Sequence[str] = ()) -> pd.DataFrame:
-    """Rows (``by`` × model), cells "mean ± std [95 % interval]" over seeds (the mean alone for one seed)."""
+    """Rows (``by`` × model), cells "mean ± std [95 % interval]" over seeds (the mean alone for one seed), as
+    the notebooks show them (:func:`nablatau.tables.summary_cell`): a fraction's interval clipped to [0, 1], a
+    p-value as "median (min, max)"; :func:`nablatau.tables.seed_summary_note` says so for a caption."""
     keys = [*by, "model"]
     present = [c for c in columns if c in frame]
     grouped = frame.groupby(keys, sort=False, dropna=False)
     table = pd.DataFrame(index=grouped.size().index)
     for column in present:
-        # p-values span orders of magnitude: two significant digits, not three decimals that read 0.000
-        number = "{:.2g}" if column.endswith("pvalue") else "{:.1f}" if column == "runtime_s" else "{:.3f}"
-        cells = []
-        for _, values in grouped[column]:
-            mean, std, low, high = interval(values.tolist())
-            cells.append("–" if math.isnan(mean) else number.format(mean) if math.isnan(std) else
-                         f"{number.format(mean)} ± {number.format(std)} [{number.format(low)}, {number.format(high)}]")
-        table[columns[column]] = cells
+        table[columns[column]] = [summary_cell(summarize(values.tolist(), column), column)
+                                  for _, values in grouped[column]]
     table["seeds"] = grouped.size().values
     table = table.reset_index()
     table["model"] = table["model"].map(display_name)
@@ -257,7 +280,9 @@ def write_table(table: pd.DataFrame, path: Path, caption: str, notes: Sequence[s
     table = _for_reading(table)
     markdown = path.with_suffix(".md")
     listed = "".join(f"\n- {note}" for note in notes)
-    markdown.write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n{listed}{chr(10) if notes else ''}")
+    # Cells are text already formatted: read as numbers, "0.520" would print as 0.52 and "1e-300" in other digits.
+    text = table.to_markdown(index=False, disable_numparse=True)
+    markdown.write_text(f"{caption}\n\n{text}\n{listed}{chr(10) if notes else ''}")
     latex = path.with_suffix(".tex")
     shown = table.map(latex_text).rename(columns=latex_text)
     latex.write_text(shown.to_latex(index=False, caption=latex_text(caption), escape=False))
@@ -301,7 +326,8 @@ def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.Pa
         summary = rule_summary(group)
         caption = (f"∇τ: the rule's α₀ vs the best α₀ per forget fraction ({dataset}, profile {profile}); "
                    f"{group['seed'].nunique()} seed(s), {len(group)} cells. Best α₀: smallest mean "
-                   "|loss-MIA − retrained model's loss-MIA| (against 0.5 where no retraining exists).")
+                   "|loss-MIA − retrained model's loss-MIA| (against 0.5 where no retraining exists); a gap's "
+                   "95 % interval over seeds is clipped at 0.")
         written += write_table(format_rule_summary(summary), stem.with_name(f"{stem.name}-rule_vs_best"), caption,
                                notes=rule_verdicts(summary))
     return written
@@ -395,6 +421,43 @@ def _slug(*parts: Any) -> str:
     return "-".join(str(p).replace(",", "_").replace(".", "p") for p in parts if p is not None)
 
 
+def _setting(config: Mapping[str, Any]) -> str:
+    """What a run forgot, as the tables' rows name it: "forget 15 %" or "classes 0,1 forgotten"."""
+    if config.get("forget_classes") is not None:
+        return f"classes {_classes(config['forget_classes'])} forgotten"
+    return f"forget {100 * config['forget_fraction']:g} %"
+
+
+def reference_caveats(runs: Iterable[Mapping[str, Any]]) -> tuple[str, list[str]]:
+    """What a table or figure over ``runs`` must say when a run's retrained references failed their soundness
+    check (``models["retrain"]["reference_problems"]``, :func:`nablatau.references.reference_problems`), as the
+    notebooks say it above every comparison (:func:`nablatau.runs.reference_report`).
+
+    Returns:
+        ``(caption, notes)``: a caption sentence naming the settings and seeds ("" when every reference is
+        sound), and one note per unsound run with its problems.
+    """
+    def order(run: Mapping[str, Any]) -> tuple:  # the tables' row order: by setting, then seed
+        config = run["config"]
+        return config.get("forget_fraction") or 0, _classes(config.get("forget_classes")) or "", config["seed"]
+
+    unsound: dict[str, list[int]] = {}
+    notes = []
+    for run in sorted(runs, key=order):
+        problems = run["models"].get("retrain", {}).get("reference_problems") or []
+        if problems:
+            config = run["config"]
+            unsound.setdefault(_setting(config), []).append(config["seed"])
+            notes.append(f"UNSOUND REFERENCES, {_setting(config)}, seed {config['seed']}: {'; '.join(problems)}. "
+                         "The comparisons with the retrained model there are not evidence either way.")
+    if not unsound:
+        return "", []
+    where = "; ".join(f"{setting}, seed{'s' * (len(seeds) > 1)} {', '.join(map(str, sorted(seeds)))}"
+                      for setting, seeds in unsound.items())
+    return (f"UNSOUND REFERENCES ({where}): the retrained model failed its soundness check, so comparisons with "
+            "it there are not evidence either way (the results files say why)"), notes
+
+
 def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, index: _Index, *,
                         curves: bool) -> None:
     """Per setting (data set, profile, forget fraction or classes), the figures the notebook shows over its
@@ -415,11 +478,17 @@ def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, in
         name = _slug(notebook, dataset, profile, fraction, classes, "seeds" + "_".join(map(str, seeds)))
         what = f"forget {fraction:.0%}" if fraction is not None else f"classes {classes} forgotten"
         title = f"{DATASET_NAMES.get(dataset, dataset)}, {what}, profile {profile}"
+        unsound = sorted(run["config"]["seed"] for run in group
+                         if run["models"].get("retrain", {}).get("reference_problems"))
+        caveat = (f"\nUNSOUND REFERENCES (seed{'s' * (len(unsound) > 1)} {', '.join(map(str, unsound))}): "
+                  "not evidence either way" if unsound else "")
         methods = {method for m in models.values() for method in m} - {"original", "retrain"}
         if len(methods) > 1:  # the quickstart runs ∇τ alone: nothing to rank
-            index.add(save_figure(plot_gap_to_retrain(models, "mia_loss", title=title).figure, out / f"{name}-gap"),
+            index.add(save_figure(plot_gap_to_retrain(models, "mia_loss", title=title + caveat).figure,
+                                  out / f"{name}-gap"),
                       "distance of each method's loss-MIA from the retrained model's, over the seeds (95 % "
-                      "interval; tied with the closest in blue)", group, notebook)
+                      "interval clipped at 0; tied with the closest in blue)" + caveat.replace("\n", "; "),
+                      group, notebook)
         if curves and len(seeds) > 1:  # one seed: the per-run curves below are the same figure
             figure = plot_unlearning_curves(list(models.values()), title=f"{title}, seeds {seeds} (mean ± std)")
             index.add(save_figure(figure, out / f"{name}-curves"),
@@ -438,13 +507,15 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
         table = mean_std_table(group.sort_values(setting, kind="stable"), columns, by=[setting])
         what = "forget classes" if setting == "forget_classes" else "forget fraction"
         caption = (f"{notebook.replace('_', ' ')}: {dataset}, profile {profile}; one row per {what} and model "
-                   "(mean ± std [95 % interval] over seeds where several ran)")
+                   f"({seed_summary_note(c for c in columns if c in group)})")
         shortened = shortened_trainings(run["config"] for run in in_group)
         if shortened:  # never pass a shortened run off as the profile's
             caption += "; SHORTENED TRAINING: " + ", ".join(
                 f"the original and the retrained model trained {epochs} of the profile's {full} epochs"
                 for epochs, full in shortened)
-        index.add(write_table(table, out / _slug(notebook, dataset, profile, "table"), caption),
+        unsound, notes = reference_caveats(in_group)
+        caption += f"; {unsound}" if unsound else ""
+        index.add(write_table(table, out / _slug(notebook, dataset, profile, "table"), caption, notes=notes),
                   "results table (markdown, LaTeX)", in_group, notebook)
         if setting == "forget_fraction" and group["forget_fraction"].nunique() > 1:
             for metric in ("mia_loss", "test_acc"):
@@ -476,8 +547,12 @@ def _text_figures(runs: list[dict[str, Any]], out: Path, index: _Index) -> None:
         in_group = [r for r in runs if r["config"]["profile"] == profile]
         table = mean_std_table(group.sort_values("forget_fraction", kind="stable"), TEXT_COLUMNS,
                                by=["forget_fraction"])
-        caption = f"text removal: GoEmotions, profile {profile}; one row per forget fraction and model"
-        index.add(write_table(table, out / _slug("text_removal", "goemotions", profile, "table"), caption),
+        caption = (f"text removal: GoEmotions, profile {profile}; one row per forget fraction and model "
+                   f"({seed_summary_note(c for c in TEXT_COLUMNS if c in group)})")
+        unsound, notes = reference_caveats(in_group)
+        caption += f"; {unsound}" if unsound else ""
+        index.add(write_table(table, out / _slug("text_removal", "goemotions", profile, "table"), caption,
+                              notes=notes),
                   "results table (markdown, LaTeX)", in_group, "text_removal")
     _over_seeds_figures(runs, "text_removal", out, index, curves=False)
 

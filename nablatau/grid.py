@@ -294,17 +294,21 @@ def _failure_report(failed: dict[str, str], run: GridRun, output_dir: Path) -> s
 FRACTIONS = (0.03, 0.15, 0.30)
 FORGET_CLASSES = (0,)
 TEXT_FRACTIONS = (0.15, 0.30)
-QUICKSTART = {"forget_fraction": 0.15, "seed": 1}  # the quickstart notebook's defaults
+#: The quickstart notebook's defaults, which ``make reproduce`` does not change.
+QUICKSTART = {"forget_fraction": 0.15, "seeds": (1,)}
 
 
-def notebook_grid(profile: str = "quick", *, seeds: Sequence[int] = (1,), datasets: Sequence[str] = ("cifar10",),
-                  fractions: Sequence[float] = FRACTIONS, forget_classes: Sequence[int] = FORGET_CLASSES,
-                  text_fractions: Sequence[float] = TEXT_FRACTIONS, image_methods: Sequence[str] | None = None,
-                  text_methods: Sequence[str] | None = None, sweep: bool = True) -> list[Spec]:
+def notebook_grid(profile: str = "quick", *, seeds: Sequence[int] = (1,), split_seeds: Sequence[int] | None = None,
+                  datasets: Sequence[str] = ("cifar10",), fractions: Sequence[float] = FRACTIONS,
+                  forget_classes: Sequence[int] = FORGET_CLASSES, text_fractions: Sequence[float] = TEXT_FRACTIONS,
+                  image_methods: Sequence[str] | None = None, text_methods: Sequence[str] | None = None,
+                  sweep: bool = True) -> list[Spec]:
     """The specs of every notebook ``make reproduce`` runs, with its parameters: on each of ``datasets`` the
     original per seed (``train_original``), subset removal at every fraction and class removal per seed;
     the quickstart (CIFAR-10); the text comparison at every text fraction per seed; the α₀ sweep's grid of
-    ``profile`` with these seeds (CIFAR-10). The methods default to every method of the paper's tables.
+    ``profile`` (CIFAR-10) with ``split_seeds`` as its forget-set seeds (default: ``seeds``, as ``make
+    reproduce`` passes its SEEDS to both). ``seeds`` are model seeds, as the notebooks' ``seeds`` parameter.
+    The methods default to every method of the paper's tables.
     Every spec is checked as it is made: a bad value raises before anything runs."""
     from .profiles import IMAGE_METHODS, TEXT_METHODS
     from .spec import experiment_specs
@@ -312,7 +316,8 @@ def notebook_grid(profile: str = "quick", *, seeds: Sequence[int] = (1,), datase
 
     image_methods = IMAGE_METHODS if image_methods is None else image_methods
     text_methods = TEXT_METHODS if text_methods is None else text_methods
-    specs = experiment_specs("quickstart", ["nablatau"], profile=profile, **QUICKSTART)
+    specs = [spec for seed in QUICKSTART["seeds"] for spec in experiment_specs(
+        "quickstart", ["nablatau"], profile=profile, forget_fraction=QUICKSTART["forget_fraction"], seed=seed)]
     for dataset in datasets:
         common = dict(dataset=dataset, profile=profile)
         for seed in seeds:
@@ -326,7 +331,7 @@ def notebook_grid(profile: str = "quick", *, seeds: Sequence[int] = (1,), datase
         for seed in seeds:
             specs += experiment_specs("text", text_methods, profile=profile, forget_fraction=fraction, seed=seed)
     if sweep:
-        specs += sweep_grid(profile, seeds=seeds).specs
+        specs += sweep_grid(profile, split_seeds=seeds if split_seeds is None else split_seeds).specs
     return specs
 
 
@@ -336,7 +341,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m nablatau.grid", description=main.__doc__)
     parser.add_argument("--profile", default="quick")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="model seeds (the notebooks' seeds)")
+    parser.add_argument("--split-seeds", type=int, nargs="+", default=None,
+                        help="the α₀ sweep's forget-set seeds (default: --seeds)")
     parser.add_argument("--datasets", nargs="+", default=["cifar10"])
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     parser.add_argument("--forget-classes", type=int, nargs="+", default=list(FORGET_CLASSES))
@@ -345,8 +352,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cpus-per-task", type=int, default=1)
     parser.add_argument("--gpus-per-training", type=float, default=None)
     args = parser.parse_args(argv)
-    specs = notebook_grid(args.profile, seeds=args.seeds, datasets=args.datasets, fractions=args.fractions,
-                          forget_classes=args.forget_classes, text_fractions=args.text_fractions)
+    specs = notebook_grid(args.profile, seeds=args.seeds, split_seeds=args.split_seeds, datasets=args.datasets,
+                          fractions=args.fractions, forget_classes=args.forget_classes,
+                          text_fractions=args.text_fractions)
     run = run_specs(specs, output_dir=args.output, cpus_per_task=args.cpus_per_task,
                     gpus_per_training=args.gpus_per_training, desc=f"notebook grid ({args.profile})")
     print(f"{len(specs)} specs: {run}")

@@ -5,6 +5,12 @@ A name that cell does not define (``-p forget_frac 0.3``, ``-p PROFILE quick``) 
 papermill warns, and the run silently uses the default. Every notebook's first cell after its parameters
 is ``parameters = check_parameters()``, which stops the run at once on such a name and lists the
 notebook's parameters.
+
+Seeds have one name per meaning in every notebook: ``seeds``, a list of model seeds (one run per seed;
+initialisation, loader order, the attack's splits), wherever a notebook runs models per seed;
+``split_seed``, the one seed of the removal notebooks' forget split and validation/test halves; and
+``split_seeds``, the α₀ sweep's forget-set seeds (its models all start from one fixed seed). A seed passed
+under another of these names (``-p seed 3``, or ``seeds`` to the sweep) stops the run with the name to use.
 """
 
 from __future__ import annotations
@@ -35,6 +41,29 @@ def unknown_parameters(declared_source: str, injected_source: str) -> list[str]:
     return [name for name in assigned_names(injected_source) if name not in declared]
 
 
+def _as_list(value: Any) -> str:
+    """``value`` written as papermill's ``-y`` list, e.g. ``[3]`` for 3."""
+    return str(list(value)) if isinstance(value, (list, tuple)) else f"[{value}]"
+
+
+def seed_hint(name: str, declared: Sequence[str], value: Any = "<seed>") -> str:
+    """What to pass instead of a seed parameter ``name`` that a notebook declaring ``declared`` does not take;
+    ``""`` when ``name`` is not a seed name or the notebook has no seed parameter for it.
+
+        >>> print(seed_hint("seed", ["dataset", "seeds", "split_seed"], 11))
+        model seeds are `seeds`, a list: -y "seeds: [11]" (the forget split's seed is `split_seed`)
+    """
+    if name == "seed" and "seeds" in declared:
+        split = " (the forget split's seed is `split_seed`)" if "split_seed" in declared else ""
+        return f'model seeds are `seeds`, a list: -y "seeds: {_as_list(value)}"{split}'
+    if name in ("seed", "seeds", "split_seed") and "split_seeds" in declared:
+        return ("the models all start from one fixed seed; the forget-set seeds are `split_seeds`, a list: "
+                f'-y "split_seeds: {_as_list(value)}"')
+    if name == "split_seeds" and "split_seed" in declared:
+        return "this notebook draws one split, from `split_seed`: -p split_seed <seed>; model seeds are `seeds`"
+    return ""
+
+
 def check_parameters(history: Sequence[str] | None = None, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
     """The notebook's parameters and their values; stops on an injected name the notebook does not define.
 
@@ -52,7 +81,8 @@ def check_parameters(history: Sequence[str] | None = None, namespace: dict[str, 
         ``{name: value}`` for every parameter the ``parameters`` cell defines, with the injected values.
 
     Raises:
-        ConfigError: an injected name the notebook does not define; the message lists its parameters.
+        ConfigError: an injected name the notebook does not define; the message lists its parameters, and
+            for a seed under another seed parameter's name, the name to use (:func:`seed_hint`).
     """
     if history is None or namespace is None:
         from IPython import get_ipython
@@ -72,9 +102,13 @@ def check_parameters(history: Sequence[str] | None = None, namespace: dict[str, 
     if injected is not None:
         unknown = unknown_parameters(declared, injected)
         if unknown:
+            # Seeds have three names (module docstring): a seed under the wrong one also gets the one to use.
+            hints = [f"{name!r}: {hint}" for name in unknown
+                     if (hint := seed_hint(name, names, namespace.get(name, "<seed>")))]
             raise ConfigError(
                 f"this notebook has no parameter {', '.join(map(repr, unknown))} (papermill -p); its parameters "
                 f"are: {', '.join(names)}. Rerun with those names (lowercase), e.g. -p {names[0]} <value>."
+                + "".join(f"\nFor {hint}." for hint in hints)
             )
     return {name: namespace[name] for name in names if name in namespace}
 

@@ -154,7 +154,8 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
     _one_run(frame)
     grouped = frame.groupby(["fraction", "alpha0"])
     means = grouped[["mia_gap", "test_acc", "mia_loss_std", "is_rule"]].mean()
-    gap_intervals = grouped["mia_gap"].agg(lambda gaps: interval(gaps.tolist())[2:])
+    # A gap is an absolute value: its interval is clipped at 0, as the removal notebooks' gaps are.
+    gap_intervals = grouped["mia_gap"].agg(lambda gaps: interval(gaps.tolist(), bounds=(0.0, math.inf))[2:])
     rows = []
     for fraction, group in means.groupby(level="fraction"):
         group = group.droplevel("fraction")
@@ -335,17 +336,28 @@ HEATMAPS = (  # column, title, colour map, centre
 )
 
 
+#: How the rule's cells are outlined in the heatmaps: black dashes on white, visible on dark and light cells.
+RULE_OUTLINE = ({"fill": False, "edgecolor": "white", "linewidth": 3.0},
+                {"fill": False, "edgecolor": "black", "linewidth": 1.5, "linestyle": "--",
+                 "label": "the rule's α₀ = 5/3 · fraction (outlined)"})
+
+
 def _draw_rule(ax: Any, fractions: Sequence[float], alphas: Sequence[float]) -> None:
-    # Heatmap cells sit at integer + 0.5 on categorical axes; the rule's α₀ are columns, so the line
-    # passes through the rule's cells (np.interp places values between columns, if any).
-    x = np.interp([rule_alpha0(f) for f in fractions], alphas, np.arange(len(alphas))) + 0.5
-    ax.plot(x, np.arange(len(fractions)) + 0.5, color="white", linewidth=2.5)
-    ax.plot(x, np.arange(len(fractions)) + 0.5, color="black", linewidth=1.2, linestyle="--",
-            label="rule α₀ = 5/3 · fraction")
+    # The rule's cell of each fraction is outlined: a line joining the cells would cross their labels. Heatmap
+    # cells span [i, i + 1] on categorical axes; a fraction whose rule α₀ was not run has no cell to outline.
+    from matplotlib.patches import Rectangle
+
+    for row, fraction in enumerate(fractions):
+        columns = [i for i, alpha in enumerate(alphas) if math.isclose(alpha, rule_alpha0(fraction), rel_tol=1e-6)]
+        for column in columns:
+            # Drawn inside the cell, so that the outline of one cell does not cover its neighbour's edge.
+            for style in RULE_OUTLINE:
+                ax.add_patch(Rectangle((column + 0.05, row + 0.05), 0.9, 0.9, **style))
 
 
 def plot_heatmaps(frame: pd.DataFrame) -> Any:
-    """Heatmaps over (fraction, α₀), means over seeds: MIA gap, loss-MIA and test accuracy, the rule as a line.
+    """Heatmaps over (fraction, α₀), means over seeds: MIA gap, loss-MIA and test accuracy, the rule's cells
+    outlined.
 
     Gaps measured against chance because no retraining exists for the cell are marked ``*``.
     Returns a matplotlib ``Figure``.
@@ -376,26 +388,35 @@ def plot_heatmaps(frame: pd.DataFrame) -> Any:
         ax.set(xlabel="α₀", ylabel="forget fraction")
         ax.set_title(f"{title}{star}", fontsize=10)
     handles, labels = figure.axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", fontsize=8)
+    if handles:  # one entry for every outlined cell: the first says it
+        figure.legend(handles[:1], labels[:1], loc="outside lower center", fontsize=8)
     figure.suptitle(f"∇τ α₀ × forget fraction, {dataset}, profile {profile}, "
                     f"mean over {frame['seed'].nunique()} seed(s)")
     return figure
 
 
 def plot_rule_vs_best(frame: pd.DataFrame) -> Any:
-    """The rule's α₀ = 5/3 · fraction against the best α₀ tried at each fraction (:func:`rule_summary`)."""
+    """The rule's α₀ = 5/3 · fraction against the best α₀ tried at each fraction (:func:`rule_summary`).
+
+    The rule's α₀ at each fraction is drawn as an open square above the rule's line, and the best α₀ as a dot
+    above both, so that where they coincide the dot sits inside the square; the legend stands beside the axes,
+    where it covers no point.
+    """
     from matplotlib.figure import Figure
 
     dataset, profile = _one_run(frame)
     summary = rule_summary(frame)
-    figure = Figure(figsize=(5.5, 4), layout="constrained")
+    figure = Figure(figsize=(7.5, 4), layout="constrained")
     ax = figure.subplots()
     tried = frame[["fraction", "alpha0"]].drop_duplicates()
-    ax.scatter(tried["fraction"], tried["alpha0"], s=12, color="lightgray", label="α₀ tried")
+    ax.scatter(tried["fraction"], tried["alpha0"], s=12, color="lightgray", label="α₀ tried", zorder=1)
     line = np.linspace(0, summary.index.max() * 1.05, 50)
-    ax.plot(line, 5 / 3 * line, color="black", linestyle="--", label="rule: α₀ = 5/3 · fraction")
-    ax.plot(summary.index, summary["best_alpha0"], marker="o", linestyle="", color="C3",
-            label="best α₀ (loss-MIA closest to retraining's)")
+    ax.plot(line, 5 / 3 * line, color="black", linestyle="--", linewidth=1, label="rule: α₀ = 5/3 · fraction",
+            zorder=2)
+    ax.plot(summary.index, summary["rule_alpha0"], marker="s", markersize=11, markerfacecolor="white",
+            markeredgecolor="black", markeredgewidth=1.5, linestyle="", label="the rule's α₀", zorder=3)
+    ax.plot(summary.index, summary["best_alpha0"], marker="o", markersize=6, linestyle="", color="C3",
+            label="best α₀ (loss-MIA closest to retraining's)", zorder=4)
     ax.set(xlabel="forget fraction", ylabel="α₀", title=f"rule vs best α₀, {dataset}, profile {profile}")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     return figure

@@ -46,7 +46,23 @@ COLUMN_TITLES = {"test_acc": "test acc", "test_f1_micro": "test micro-F1", "test
                  "tpr_at_1pct_fpr": "calibrated TPR at 1 % FPR", "tpr_at_5pct_fpr": "calibrated TPR at 5 % FPR",
                  "forget_ks": "KS vs retrain (forget losses)", "forget_ks_pvalue": "KS p-value",
                  "kl_forget": "KL from retrain, forget", "kl_test": "KL from retrain, test",
-                 "runtime_s": "runtime (s)", "runtime_vs_retrain": "runtime / retrain"}
+                 "runtime_s": "runtime (s), unlearning only", "runtime_vs_retrain": "runtime / retrain"}
+
+#: What ``runtime_s`` holds, for every table that shows it (:func:`nablatau.runner.run_spec`): a method's
+#: :class:`nablatau.loop.EpochLoop` wall time less its per-epoch callback (the curves' measurements, kept as
+#: ``config["callback_s"]``), and the original's and the retrained models' training time (recorded when they were
+#: first trained, so a model read from the checkpoint cache reports that training). Neither includes the final
+#: evaluation. A progress line printed during a run counts the measurements too, so the two differ.
+RUNTIME_NOTE = ("runtime: the unlearning only (for the original and the retrained model, their training), "
+                "per-epoch measurements and the final evaluation excluded")
+
+#: Metrics that are fractions: accuracies, F1, the attacks' accuracies, AUCs and true-positive rates, and the KS
+#: statistic (a largest difference of two distribution functions). Their intervals over seeds stay in [0, 1]
+#: (:func:`interval`'s ``bounds``).
+FRACTION_COLUMNS = frozenset({
+    "test_acc", "forget_acc", "retain_acc", "test_forget_class_acc", "test_other_classes_acc", "test_f1_micro",
+    "test_f1_macro", "forget_f1_micro", "mia_loss", "mia_entropy", "mia_loss_auc", *LOSS_ATTACK_COLUMNS,
+    "forget_ks"})
 
 
 def _is_reference(name: str) -> bool:
@@ -132,13 +148,17 @@ def closest_to_retrain(models: Mapping[str, Mapping[str, Any]], metric: str = "m
 # --- Over seeds ------------------------------------------------------------------------------------
 
 
-def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+def interval(values: Sequence[float], confidence: float = CONFIDENCE,
+             bounds: tuple[float, float] | None = None) -> tuple[float, float, float, float]:
     """``(mean, std, low, high)`` of ``values``: sample std and Student's-t interval for the mean.
 
-    With one value the std and the interval are NaN: a single seed gives no spread.
+    With one value the std and the interval are NaN: a single seed gives no spread. With ``bounds``, the
+    range every value lies in (e.g. ``(0, 1)`` for a fraction), the interval is clipped to it.
 
         >>> [round(v, 3) for v in interval([0.5, 0.6, 0.7])]
         [0.6, 0.1, 0.352, 0.848]
+        >>> [round(v, 3) for v in interval([0.8, 0.9, 1.0], bounds=(0, 1))]
+        [0.9, 0.1, 0.652, 1.0]
     """
     values = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     if values.size == 0:
@@ -148,12 +168,87 @@ def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[f
         return mean, math.nan, math.nan, math.nan
     std = float(values.std(ddof=1))
     half = float(stats.t.ppf((1 + confidence) / 2, values.size - 1)) * std / math.sqrt(values.size)
-    return mean, std, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        # With three seeds the t-interval is wide and runs past a fraction's range (a retain accuracy of 0.951
+        # read [0.814, 1.087]). The mean of values in a range lies in that range, so cutting the interval there
+        # drops only impossible values and keeps its coverage. A bootstrap needs more than three seeds, and a
+        # Wilson interval measures the test set's sampling of one model, not the spread over seeds shown here.
+        low, high = max(low, float(bounds[0])), min(high, float(bounds[1]))
+    return mean, std, low, high
+
+
+def bounds_of(column: str) -> tuple[float, float] | None:
+    """The range ``column``'s values lie in: ``(0, 1)`` for a fraction (:data:`FRACTION_COLUMNS`), else None."""
+    return (0.0, 1.0) if column in FRACTION_COLUMNS else None
+
+
+def is_pvalue(column: str) -> bool:
+    return column.endswith("pvalue")
+
+
+#: The statistics :func:`summarize` gives a p-value column and any other column.
+PVALUE_STATISTICS = ("median", "min", "max")
+STATISTICS = ("mean", "std", "low", "high")
+
+
+def summarize(values: Sequence[float], column: str, confidence: float = CONFIDENCE) -> dict[str, float]:
+    """``column``'s ``values`` over seeds: for a p-value its median, min and max; else its :func:`interval`
+    (mean, std, low, high), clipped to the column's range (:func:`bounds_of`).
+
+    P-values span orders of magnitude (4.8e-25 and 1e-30 in two seeds): their mean is set by the largest alone
+    and a t-interval around it runs below 0, so they are summarised by their median and range instead.
+
+        >>> summarize([1e-30, 4e-25, 1e-3], "forget_ks_pvalue")
+        {'median': 4e-25, 'min': 1e-30, 'max': 0.001}
+    """
+    if not is_pvalue(column):
+        return dict(zip(STATISTICS, interval(values, confidence, bounds_of(column))))
+    values = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if values.size == 0:
+        return dict.fromkeys(PVALUE_STATISTICS, math.nan)
+    return {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
+
+
+def summary_cell(summary: Mapping[str, float], column: str, digits: int = 3) -> str:
+    """A :func:`summarize` result as text: "mean ± std [low, high]", for a p-value "median (min, max)", and the
+    value alone for one seed; "–" for none. Runtimes get one decimal, p-values two significant digits.
+
+        >>> summary_cell({"median": 4e-25, "min": 1e-30, "max": 1e-3}, "forget_ks_pvalue")
+        '4e-25 (min 1e-30, max 0.001)'
+    """
+    if is_pvalue(column):
+        # p-values span orders of magnitude: two significant digits, not three decimals that read 0.000
+        text = "{:.2g}".format
+        median, low, high = (summary[s] for s in PVALUE_STATISTICS)
+        if math.isnan(median):
+            return "–"
+        return text(median) if low == high else f"{text(median)} (min {text(low)}, max {text(high)})"
+    places = 1 if column == "runtime_s" else digits
+    mean, std, low, high = (summary[s] for s in STATISTICS)
+    if math.isnan(mean):
+        return "–"
+    if math.isnan(std):
+        return f"{mean:.{places}f}"
+    return f"{mean:.{places}f} ± {std:.{places}f} [{low:.{places}f}, {high:.{places}f}]"
+
+
+def seed_summary_note(columns: Iterable[str], confidence: float = CONFIDENCE) -> str:
+    """How :func:`summary_cell` summarises ``columns`` over seeds, for a table's caption."""
+    columns = set(columns)
+    parts = [f"mean ± std [{int(confidence * 100)} % Student-t interval] over seeds where several ran"]
+    if columns & FRACTION_COLUMNS:
+        parts.append("intervals of fractions (accuracies, AUCs, TPRs, the KS statistic) clipped to [0, 1]")
+    if any(is_pvalue(column) for column in columns):
+        parts.append("p-values: median over seeds (min, max), not averaged")
+    if "runtime_s" in columns:
+        parts.append(RUNTIME_NOTE)
+    return "; ".join(parts)
 
 
 def seed_table(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], columns: Sequence[str] = TABLE_COLUMNS,
                confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """Per model and metric, the mean, std and ``confidence`` interval over the seeds' runs.
+    """Per model and metric, the mean, std and ``confidence`` interval over the seeds' runs (:func:`summarize`).
 
     Args:
         runs: ``{seed: {model: metrics}}``, e.g. ``{seed: run.measured}`` for each seed's run.
@@ -161,7 +256,8 @@ def seed_table(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], columns: Seq
 
     Returns:
         A DataFrame indexed by model (in first-seen order) with columns ``(metric, statistic)``,
-        statistic in ``mean``, ``std``, ``low``, ``high``, plus ``("seeds", "n")``.
+        statistic in ``mean``, ``std``, ``low``, ``high`` (the interval clipped to [0, 1] for a fraction),
+        for a p-value ``median``, ``min``, ``max``, plus ``("seeds", "n")``.
     """
     order = list(dict.fromkeys(name for models in runs.values() for name in models))
     rows = {}
@@ -169,24 +265,20 @@ def seed_table(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], columns: Seq
         row = {}
         for column in columns:
             values = [models[name].get(column, math.nan) for models in runs.values() if name in models]
-            row.update(zip([(column, stat) for stat in ("mean", "std", "low", "high")], interval(values, confidence)))
+            row.update({(column, stat): value for stat, value in summarize(values, column, confidence).items()})
         row[("seeds", "n")] = sum(name in models for models in runs.values())
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
 def format_seed_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """``seed_table``'s numbers as text cells "mean ± std [low, high]" (the mean alone for one seed)."""
+    """``seed_table``'s numbers as text cells (:func:`summary_cell`): "mean ± std [low, high]", for a p-value
+    "median (min, max)", the value alone for one seed."""
     metrics = [c for c in dict.fromkeys(table.columns.get_level_values(0)) if c != "seeds"]
 
     def cell(row: pd.Series, metric: str) -> str:
-        mean, std, low, high = (row[(metric, s)] for s in ("mean", "std", "low", "high"))
-        places = 1 if metric == "runtime_s" else digits
-        if math.isnan(mean):
-            return "–"
-        if math.isnan(std):
-            return f"{mean:.{places}f}"
-        return f"{mean:.{places}f} ± {std:.{places}f} [{low:.{places}f}, {high:.{places}f}]"
+        statistics = PVALUE_STATISTICS if is_pvalue(metric) else STATISTICS
+        return summary_cell({s: row[(metric, s)] for s in statistics}, metric, digits)
 
     text = pd.DataFrame({metric: [cell(row, metric) for _, row in table.iterrows()] for metric in metrics},
                         index=table.index)
@@ -202,11 +294,13 @@ def closest_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metr
     The criterion: for each seed, the gap |metric(method) − metric(retrained)| between the method and
     that seed's own retrained model; methods are ranked by the mean gap over seeds. The best method
     and every method whose gap's ``confidence`` interval overlaps the best's are tied: the seeds cannot
-    tell them apart. With one seed there are no intervals; gaps equal to 3 decimals are ties.
+    tell them apart; so is every method whose mean gap is smaller than a tied one's, so that the ties are
+    the closest methods and a smaller gap is never farther than a larger one. With one seed there are no
+    intervals; gaps equal to 3 decimals are ties.
 
     Returns:
-        ``(table, sentence)``: per method the gap's mean, std, interval and ``tied_for_closest``, best
-        first, and a sentence saying where ∇τ stands.
+        ``(table, sentence)``: per method the gap's mean, std, interval (clipped at 0: a gap is an absolute
+        value) and ``tied_for_closest``, best first, and a sentence saying where ∇τ stands.
 
     Raises:
         ConfigError: a seed's run without the reference model.
@@ -220,16 +314,20 @@ def closest_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metr
     for name in methods:
         gaps = [abs(models[name][metric] - models[reference][metric]) for models in runs.values()
                 if name in models and metric in models[name]]
-        mean, std, low, high = interval(gaps, confidence)
+        mean, std, low, high = interval(gaps, confidence, bounds=(0.0, math.inf))
         rows[name] = {"gap": mean, "std": std, "low": low, "high": high, "seeds": len(gaps)}
     table = pd.DataFrame.from_dict(rows, orient="index").sort_values("gap", kind="stable").rename_axis("model")
     if table.empty:
         return table, f"No method to rank on {metric}."
     best = table.iloc[0]
     if table["seeds"].min() >= 2:
-        table["tied_for_closest"] = table["low"] <= best["high"]
+        # Overlap alone is not monotone in the gap: a wide interval can overlap the best's where a narrower one
+        # with a smaller mean does not, and a ranking that calls the smaller gap farther contradicts itself. So
+        # every gap up to the largest one that overlaps is tied too; every tie that overlap finds stays one.
+        overlaps = (table["low"] <= best["high"]) | (table.index == table.index[0])
+        table["tied_for_closest"] = table["gap"] <= table.loc[overlaps, "gap"].max()
         how = (f"mean over {int(table['seeds'].min())} seeds of |{metric} − retrained model's {metric}|; tied = "
-               f"{int(confidence * 100)} % intervals overlap the best's")
+               f"{int(confidence * 100)} % interval overlaps the best's, or a smaller mean gap than one that does")
     else:
         table["tied_for_closest"] = table["gap"].round(3) == round(best["gap"], 3)
         how = f"|{metric} − retrained model's {metric}|, one seed; tied = equal to 3 decimals"

@@ -57,8 +57,9 @@ def test_mean_std_over_seeds_and_runtime_relative_to_retrain(results):
     table = mean_std_table(frame, {"mia_loss": "loss-MIA", "runtime_vs_retrain": "runtime / retrain"},
                            by=["forget_fraction"])
     row = table[(table["model"] == "∇τ") & (table["forget_fraction"] == 0.03)].iloc[0]
-    # std of 0.5 and 0.7 (ddof 1); 95 % interval 0.6 ± 12.706 · 0.141 / √2 (Student t, 1 degree of freedom)
-    assert row["loss-MIA"] == "0.600 ± 0.141 [-0.671, 1.871]" and row["seeds"] == 2
+    # std of 0.5 and 0.7 (ddof 1); 95 % interval 0.6 ± 12.706 · 0.141 / √2 (Student t, 1 degree of freedom),
+    # [-0.671, 1.871], clipped to an accuracy's range
+    assert row["loss-MIA"] == "0.600 ± 0.141 [0.000, 1.000]" and row["seeds"] == 2
     assert row["runtime / retrain"] == "0.500 ± 0.000 [0.500, 0.500]"
 
 
@@ -197,3 +198,198 @@ def test_a_run_with_shortened_training_says_so_in_its_table(tmp_path):
         assert "SHORTENED TRAINING: the original and the retrained model trained 25 of the profile's 50 epochs" \
             in table.read_text(), table.name
     assert len(list((tmp_path / "figures" / "paper").glob("subset_removal-*-table.*"))) == 2
+
+
+# --- Figures and tables that must not mislead --------------------------------------------------------------
+
+
+def _drawn(figure):
+    """``figure`` drawn on an Agg canvas, and its renderer: where every artist lands on the page."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _gap_runs(gaps: dict[str, tuple[float, float, float]]) -> dict:
+    """Three seeds whose retrained model's loss-MIA is 0.5, each method's off it by its ``gaps``."""
+    return {seed: {"original": {"mia_loss": 0.9}, "retrain": {"mia_loss": 0.5},
+                   **{name: {"mia_loss": 0.5 + gap[seed - 1]} for name, gap in gaps.items()}} for seed in (1, 2, 3)}
+
+
+def test_gap_bars_start_at_zero_and_their_intervals_do_not_cross_it():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import LineCollection
+
+    from nablatau.figures import plot_gap_to_retrain
+    from nablatau.tables import closest_over_seeds
+
+    # ∇τ's t-interval, 0.02 ± 0.025, runs below 0: an absolute gap cannot.
+    runs = _gap_runs({"nablatau": (0.01, 0.02, 0.03), "finetune": (0.20, 0.30, 0.40)})
+    assert closest_over_seeds(runs)[0].loc["nablatau", "low"] == 0
+    ax = plot_gap_to_retrain(runs)
+    assert ax.get_xlim()[0] == 0
+    error_bars = [segment for collection in ax.collections if isinstance(collection, LineCollection)
+                  for segment in collection.get_segments()]
+    assert error_bars and min(x for segment in error_bars for x, _ in segment) >= 0
+    assert "95 % interval clipped at 0" in ax.get_xlabel()
+
+
+def test_gap_bars_are_tied_by_one_rule_monotone_in_the_plotted_gap():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_hex
+
+    from nablatau.figures import plot_gap_to_retrain
+    from nablatau.tables import closest_over_seeds
+
+    # Finetune's gap (mean 0.11) is narrow and its interval clear of ∇τ's (0.02, up to about 0.045); SSD's is
+    # larger (0.17) but so spread that its interval reaches ∇τ's. Overlap alone would tie SSD and not finetune.
+    runs = _gap_runs({"nablatau": (0.01, 0.02, 0.03), "finetune": (0.10, 0.11, 0.12), "ssd": (0.0, 0.15, 0.36),
+                      "scrub": (0.40, 0.41, 0.42)})
+    table, sentence = closest_over_seeds(runs)
+    assert list(table.index) == ["nablatau", "finetune", "ssd", "scrub"]
+    assert table.loc["finetune", "low"] > table.loc["nablatau", "high"] >= table.loc["ssd", "low"]
+    for smaller, larger in zip(table.index, table.index[1:]):  # sorted by gap: a tie never follows a "farther"
+        assert table.loc[smaller, "tied_for_closest"] or not table.loc[larger, "tied_for_closest"], (smaller, larger)
+    assert table["tied_for_closest"].tolist() == [True, True, True, False]  # SSD overlaps, so finetune ties too
+    assert "∇τ is tied for closest with finetune, ssd" in sentence
+
+    ax = plot_gap_to_retrain(runs)
+    bars = sorted(ax.patches[:4], key=lambda bar: bar.get_y())
+    colours = [to_hex(bar.get_facecolor()) for bar in bars]
+    assert colours[0] == colours[1] == colours[2] != colours[3]  # blue down to SSD, then grey
+    assert "overlaps the closest's" in ax.get_legend().get_title().get_text()  # the rule is stated where it is used
+
+
+def test_curves_leave_room_around_a_reference_line_at_the_extreme():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nablatau.figures import plot_epoch_curves
+
+    models = _models(0.6, 0.5)
+    models["nablatau"]["history"] = [{"epoch": e, "test_acc": 0.6 + 0.05 * e} for e in range(3)]
+    # Just beyond the curves (0.6 to 0.7), inside the margin the curves alone would get: the original's line is
+    # the top of the data, the retrained model's the bottom, and each must have a margin of its own.
+    models["original"]["test_acc"] = 0.704
+    models["retrain"]["test_acc"] = 0.596
+    ax = plot_epoch_curves(models, "test_acc", methods=("nablatau",))
+    low, high = ax.get_ylim()
+    for value in (0.596, 0.704):
+        assert 0.02 < (value - low) / (high - low) < 0.98, (value, low, high)  # off the frame, visibly
+
+
+def test_the_loss_histograms_have_one_legend_outside_the_panels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nablatau.figures import plot_loss_histograms
+
+    figure = plot_loss_histograms(_models(0.6, 0.5))
+    renderer = _drawn(figure)
+    assert len(figure.axes) == 3 and all(ax.get_legend() is None for ax in figure.axes)
+    assert len(figure.legends) == 1
+    legend = figure.legends[0].get_window_extent(renderer)
+    assert not any(legend.overlaps(ax.get_window_extent(renderer)) for ax in figure.axes)
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["forget", "test"]
+
+
+def _cells(markdown: str, title: str) -> list[str]:
+    """The cells of the column ``title`` of a markdown table."""
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines()
+            if line.startswith("|")]
+    column = rows[0].index(title)
+    return [row[column] for row in rows[2:]]
+
+
+def _interval(cell: str) -> tuple[float, float]:
+    low, high = re.search(r"\[(\S+), (\S+)\]", cell).groups()
+    return float(low), float(high)
+
+
+def test_intervals_of_fractions_stay_in_zero_one_and_unbounded_metrics_keep_theirs(tmp_path):
+    from nablatau.tables import format_seed_table, seed_table
+
+    root = tmp_path / "results"
+    for seed, (acc, kl) in enumerate([(0.99, 0.1), (0.6, 3.0), (0.05, 0.2)], start=1):
+        models = _models(0.5, acc)
+        for metrics in models.values():
+            if "error" not in metrics:
+                metrics.update(retain_acc=acc, kl_forget=kl, population_auc=acc, tpr_at_1pct_fpr=1 - acc)
+        config = {"notebook": "subset_removal", "dataset": "cifar10", "profile": "quick", "seed": seed,
+                  "forget_fraction": 0.1, "forget_classes": None}
+        save_results(root, "subset_removal", config=config, models=models)
+    write_figures(root, tmp_path / "figures", profile="quick")
+    markdown = (tmp_path / "figures" / "quick" / "subset_removal-cifar10-quick-table.md").read_text()
+    for title in ("test acc", "retain acc", "population attack AUC", "calibrated TPR at 1 % FPR"):
+        for cell in _cells(markdown, title):
+            low, high = _interval(cell)
+            assert 0 <= low <= high <= 1, (title, cell)
+    assert "clipped to [0, 1]" in markdown.splitlines()[0]
+    # KL divergence has no upper bound and its t-interval is shown as it is, below 0 included
+    assert all(_interval(cell)[0] < 0 for cell in _cells(markdown, "KL from retrain, forget"))
+    # the notebooks' table (nablatau.tables) gives the same intervals
+    runs = {seed: {"nablatau": {"retain_acc": acc, "kl_forget": kl}}
+            for seed, acc, kl in ((1, 0.99, 0.1), (2, 0.6, 3.0), (3, 0.05, 0.2))}
+    table = seed_table(runs, columns=["retain_acc", "kl_forget"])
+    assert table.loc["nablatau", ("retain_acc", "low")] == 0 and table.loc["nablatau", ("kl_forget", "low")] < 0
+    low, high = _interval(format_seed_table(table).loc["nablatau", "retain_acc"])
+    assert 0 <= low <= high <= 1
+
+
+def test_p_values_are_summarised_by_their_median_and_range_never_averaged(tmp_path):
+    from nablatau.tables import format_seed_table, seed_table
+
+    pvalues = (1e-30, 4e-25, 1e-3)
+    root = tmp_path / "results"
+    for seed, pvalue in enumerate(pvalues, start=1):
+        models = _models(0.5, 0.5)
+        models["nablatau"]["forget_ks_pvalue"] = pvalue
+        config = {"notebook": "subset_removal", "dataset": "cifar10", "profile": "quick", "seed": seed,
+                  "forget_fraction": 0.1, "forget_classes": None}
+        save_results(root, "subset_removal", config=config, models=models)
+    write_figures(root, tmp_path / "figures", profile="quick")
+    markdown = (tmp_path / "figures" / "quick" / "subset_removal-cifar10-quick-table.md").read_text()
+    shown = dict(zip(_cells(markdown, "model"), _cells(markdown, "KS p-value")))
+    assert shown["∇τ"] == "4e-25 (min 1e-30, max 0.001)"  # the middle seed's, then the smallest and the largest
+    assert "p-values: median over seeds (min, max)" in markdown.splitlines()[0]
+    runs = {seed: {"nablatau": {"forget_ks_pvalue": pvalue}} for seed, pvalue in zip((1, 2, 3), pvalues)}
+    cell = format_seed_table(seed_table(runs, columns=["forget_ks_pvalue"])).loc["nablatau", "forget_ks_pvalue"]
+    assert cell == "4e-25 (min 1e-30, max 0.001)" and "±" not in cell
+
+
+def test_an_exported_table_carries_the_unsound_reference_caveat(results, tmp_path):
+    unsound = next(path for path in sorted((results / "subset_removal").glob("*.json"))
+                   if json.loads(path.read_text())["config"]["forget_fraction"] == 0.3)
+    payload = json.loads(unsound.read_text())
+    problem = "retrain (test accuracy 0.497) and retrain_2 (0.637) differ by 0.140"
+    payload["models"]["retrain"]["reference_problems"] = [problem]
+    unsound.write_text(json.dumps(payload))
+    seed = payload["config"]["seed"]
+    write_figures(results, tmp_path / "figures", profile="quick")
+    folder = tmp_path / "figures" / "quick"
+    markdown = (folder / "subset_removal-cifar10-quick-table.md").read_text()
+    assert f"- UNSOUND REFERENCES, forget 30 %, seed {seed}: {problem}. The comparisons with the retrained model " \
+           "there are not evidence either way." in markdown.splitlines()
+    assert f"UNSOUND REFERENCES (forget 30 %, seed {seed})" in markdown.splitlines()[0]  # the caption
+    assert f"UNSOUND REFERENCES (forget 30 \\%, seed {seed})" in (folder / "subset_removal-cifar10-quick-table.tex"
+                                                                  ).read_text()
+    assert "UNSOUND" not in (folder / "class_removal-cifar10-quick-table.md").read_text()  # its references are sound
+    index = json.loads((folder / "index.json").read_text())
+    gap = next(entry for entry in index["entries"] if "subset_removal-cifar10-quick-0p3-seeds0_1-gap.png"
+               in " ".join(entry["files"]))
+    assert f"UNSOUND REFERENCES (seed {seed})" in gap["what"]
+
+
+def test_the_runtime_column_says_what_it_measures(results, tmp_path):
+    write_figures(results, tmp_path / "figures", profile="quick")
+    for table in ("subset_removal-cifar10-quick-table.md", "class_removal-cifar10-quick-table.md"):
+        markdown = (tmp_path / "figures" / "quick" / table).read_text()
+        header = next(line for line in markdown.splitlines() if line.startswith("|"))
+        assert "runtime (s), unlearning only" in header, table
+        assert "per-epoch measurements and the final evaluation excluded" in markdown.splitlines()[0], table

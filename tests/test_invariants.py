@@ -214,10 +214,11 @@ def test_a_sweep_cell_measures_as_the_removal_runs_measure(cifar, tmp_path):
     saved = sweep_cell(cell, cifar, tmp_path)["models"]["retrain"]
     settings = resolve_profile("smoke")
     train, heldout = profile_data(cifar, settings, seed=MODEL_SEED)
-    splits = make_splits(train, heldout, forget_fraction=cell.fraction, seed=cell.seed, heldout_seed=HELDOUT_SEED)
+    splits = make_splits(train, heldout, forget_fraction=cell.fraction, seed=cell.split_seed,
+                         heldout_seed=HELDOUT_SEED)
     model, info = trained_model(lambda: resnet18(cifar.num_classes), splits.retain, settings, seed=MODEL_SEED,
                                 key=checkpoint_key(settings, "retrain", dataset="cifar10",
-                                                   forget_fraction=cell.fraction, split_seed=cell.seed),
+                                                   forget_fraction=cell.fraction, split_seed=cell.split_seed),
                                 cache=CheckpointCache(tmp_path / "checkpoints"), progress=False)
     assert info["cached"]
     measured = evaluate(model, measuring_loaders(splits, settings["unlearn_batch_size"]), seed=MODEL_SEED)

@@ -173,7 +173,7 @@ def test_each_model_is_trained_once(grid, specs, tasks):
     trainings = {need.training for spec in specs for need in (spec, *spec.needs) if need.trains}
     train = [task for task in tasks if task.kind == "train"]
     assert len(train) == len(trainings)
-    seeds, sweep = len(grid["seeds"]), sweep_grid("paper", seeds=grid["seeds"])
+    seeds, sweep = len(grid["seeds"]), sweep_grid("paper", split_seeds=grid["seeds"])
     # Every comparison trains the profile's retrained references: the gold standard and a second one that
     # measures retraining's own spread, each with its own training seed.
     references = resolve_profile("paper")["references"]
@@ -247,7 +247,7 @@ def test_the_paper_grid_schedules_within_its_bounds(tasks):
 
 def test_a_sweep_on_cifar100_adds_its_own_grid(durations, grid, tasks):
     both = plan.paper_tasks(durations, plan.paper_specs(grid, ("cifar10", "cifar100")))
-    sweep = sweep_grid("paper", dataset="cifar100", seeds=grid["seeds"])
+    sweep = sweep_grid("paper", dataset="cifar100", split_seeds=grid["seeds"])
     # Its original, a training and a measurement per retrained reference (2 per (fraction, seed)), and its cells.
     assert len(both) == len(tasks) + 1 + 2 * len(sweep.retrain_cells) + len(sweep.cells)
     without = plan.paper_tasks(durations, plan.paper_specs(grid, ()))

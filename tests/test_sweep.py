@@ -16,8 +16,8 @@ import pytest
 
 from nablatau.errors import ConfigError
 from nablatau.results import results_path, run_id, save_results
-from nablatau.grid import GridError, compute
-from nablatau.sweep import Cell, run_sweep, sweep_grid
+from nablatau.grid import GridError, compute, notebook_grid
+from nablatau.sweep import MODEL_SEED, Cell, run_sweep, sweep_grid
 from nablatau.figures import write_sweep_figures
 from nablatau.sweep_figures import format_rule_summary, load_sweep, rule_summary, rule_verdict, rule_verdicts
 from nablatau.sweep_rule import NOTEBOOK, rule_alpha0
@@ -68,7 +68,7 @@ def test_the_smoke_grid_runs_through_ray_and_writes_one_result_per_cell(sweep_en
     assert len(run.ran) == 8 and run.done_before == []
     for cell in [*grid.cells, *grid.retrain_cells]:
         payload = json.loads(results_path(tmp_path, NOTEBOOK, cell.config()).read_text())
-        assert payload["config"]["forget_fraction"] == cell.fraction and payload["config"]["seed"] == cell.seed
+        assert payload["config"]["forget_fraction"] == cell.fraction and payload["config"]["seed"] == cell.split_seed
         assert payload["environment"]["cpu_threads"] == 1  # the task's declared CPU count
         (name, metrics), = payload["models"].items()
         assert name == cell.kind
@@ -163,13 +163,22 @@ def test_resources_that_no_task_could_get_are_refused_before_any_work(sweep_env,
 
 
 def test_the_rules_alpha_is_added_at_every_fraction_and_marked():
-    grid = sweep_grid("smoke", fractions=[0.1, 0.3], alphas=[0.2, 0.5], seeds=[1, 2])
+    grid = sweep_grid("smoke", fractions=[0.1, 0.3], alphas=[0.2, 0.5], split_seeds=[1, 2])
     assert grid.alphas_at(0.1) == [(rule_alpha0(0.1), True), (0.2, False), (0.5, False)]
     assert rule_alpha0(0.1) == pytest.approx(5 / 3 * 0.1, abs=1e-6)
     # At 30 % the rule's α₀ is 0.5, already a grid value: the cell is marked, not repeated.
     assert grid.alphas_at(0.3) == [(0.2, False), (0.5, True)]
     assert len(grid.cells) == (3 + 2) * 2 and len(grid.retrain_cells) == 2 * 2 * 2  # two references each
     assert sum(cell.is_rule for cell in grid.cells) == 2 * 2  # one rule cell per fraction and seed
+
+
+def test_the_notebooks_grid_gives_the_sweep_its_seeds_as_forget_set_seeds():
+    # make reproduce passes SEEDS to the removal notebooks as model seeds and to the sweep as split_seeds.
+    sweep = [spec for spec in notebook_grid("smoke", seeds=[1, 2]) if spec.notebook == NOTEBOOK]
+    assert {spec.split_seed for spec in sweep} == {1, 2} and {spec.seed for spec in sweep} == {MODEL_SEED}
+    assert sweep == sweep_grid("smoke", split_seeds=[1, 2]).specs
+    other = [spec for spec in notebook_grid("smoke", seeds=[1, 2], split_seeds=[3]) if spec.notebook == NOTEBOOK]
+    assert {spec.split_seed for spec in other} == {3}
 
 
 def test_the_sweep_runs_in_train_mode_by_default_and_eval_mode_is_another_cell():
@@ -184,7 +193,7 @@ def test_the_sweep_runs_in_train_mode_by_default_and_eval_mode_is_another_cell()
 def test_the_paper_grid_is_the_references():
     grid = sweep_grid("paper")
     assert grid.fractions == grid.alphas == (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
-    assert grid.seeds == (1, 2, 3) and grid.max_epochs == 80
+    assert grid.split_seeds == (1, 2, 3) and grid.max_epochs == 80
     # 12 α₀ per fraction plus the rule's, which is a grid value only at 15 % (0.25) and 30 % (0.5).
     assert len(grid.cells) == (10 * 13 + 2 * 12) * 3 and len(grid.retrain_cells) == 12 * 3 * 2  # two references
 
@@ -200,8 +209,10 @@ def test_the_paper_grid_is_the_references():
     ({"alphas": [-0.1]}, "alpha -0.1 is not in [0, 1]"),
     ({"alphas": [1.5]}, "alpha 1.5 is not in [0, 1]"),
     ({"alphas": "0.1"}, "alphas must be a non-empty list"),
-    ({"seeds": [-1]}, "seed -1 is not a non-negative integer"),
-    ({"seeds": [1.5]}, "seed 1.5 is not a non-negative integer"),
+    ({"split_seeds": [-1]}, "split seed -1 is not a non-negative integer"),
+    ({"split_seeds": [1.5]}, "split seed 1.5 is not a non-negative integer"),
+    ({"seeds": [1, 2]}, "sweep_grid takes no seeds: its forget-set seeds are split_seeds"),
+    ({"seed": 1}, "sweep_grid takes no seed: its forget-set seeds are split_seeds"),
     ({"max_epochs": 0}, "max_epochs must be a positive integer"),
 ])
 def test_bad_grids_are_refused_with_the_fix(arguments, message):
@@ -211,8 +222,8 @@ def test_bad_grids_are_refused_with_the_fix(arguments, message):
 
 def test_every_problem_of_a_grid_is_listed_at_once():
     with pytest.raises(ValueError, match="Found 3 problems") as error:
-        sweep_grid("smoke", fractions=[2.0], alphas=[-1.0], seeds=[])
-    assert "got 2.0" in str(error.value) and "alpha -1.0" in str(error.value) and "seeds" in str(error.value)
+        sweep_grid("smoke", fractions=[2.0], alphas=[-1.0], split_seeds=[])
+    assert "got 2.0" in str(error.value) and "alpha -1.0" in str(error.value) and "split_seeds" in str(error.value)
 
 
 # --- Results, best α₀ and figures from synthetic result files ------------------------------------------
@@ -227,14 +238,14 @@ def _save(output_dir: Path, cell: Cell, **metrics: float) -> Path:
 def _synthetic_sweep(output_dir: Path, profile: str = "smoke", retrain_seeds: tuple[int, ...] = (1,)) -> None:
     """Fraction 0.1: the rule (α₀ 0.166667) wins on the mean over seeds although seed 1 prefers 0.2.
     Fraction 0.3: the rule (0.5) loses to 0.2. Retraining (MIA 0.6) exists for ``retrain_seeds`` only."""
-    grid = sweep_grid(profile, fractions=[0.1, 0.3], alphas=[0.2, 0.5], seeds=[1, 2])
+    grid = sweep_grid(profile, fractions=[0.1, 0.3], alphas=[0.2, 0.5], split_seeds=[1, 2])
     gaps = {(0.1, 0.2): (0.0, 0.10), (0.1, rule_alpha0(0.1)): (0.04, 0.04), (0.1, 0.5): (0.2, 0.2),
             (0.3, 0.2): (0.01, 0.03), (0.3, 0.5): (0.05, 0.07)}
     for cell in grid.cells:
-        gap = gaps[cell.fraction, cell.alpha0][cell.seed - 1]
+        gap = gaps[cell.fraction, cell.alpha0][cell.split_seed - 1]
         _save(output_dir, cell, mia_loss=0.6 + gap, test_acc=0.5 - cell.alpha0 / 10)
     for cell in grid.retrain_cells:
-        if cell.seed in retrain_seeds:
+        if cell.split_seed in retrain_seeds:
             _save(output_dir, cell, mia_loss=0.6)
 
 
@@ -276,7 +287,8 @@ def test_the_best_alpha_minimises_the_mean_gap_over_seeds(tmp_path):
     assert at_30["test_acc_difference"] == pytest.approx(-0.03)  # (0.5 − 0.05) − (0.5 − 0.02)
     overall, at_10_line, at_30_line = rule_verdicts(summary)
     # Two seeds whose gaps differ by 0.02 (synthetic): 95 % intervals ± 12.71 · 0.01 overlap, so a tie.
-    assert at_30["rule_mia_gap_low"] == pytest.approx(0.06 - 12.7062 * 0.01, abs=1e-4)
+    assert at_30["rule_mia_gap_high"] == pytest.approx(0.06 + 12.7062 * 0.01, abs=1e-4)
+    assert at_30["rule_mia_gap_low"] == 0  # 0.06 − 0.127, clipped: a gap is an absolute value
     assert at_30["rule_tied_with_best"] and at_30["seeds"] == 2
     assert overall == ("The rule's α₀ is the best α₀ tried at 1 of 2 forget fractions; not at 30% (tied with the "
                        "best within the seeds' 95 % intervals at 30%).")
@@ -305,7 +317,7 @@ def test_rule_verdict_holds_fails_or_stays_open_by_the_seeds_intervals():
 
 def test_a_fraction_whose_retrained_model_failed_its_check_is_not_judged(tmp_path):
     _synthetic_sweep(tmp_path, retrain_seeds=(1, 2))
-    unsound = next(cell for cell in sweep_grid("smoke", fractions=[0.3], seeds=[2]).retrain_cells)
+    unsound = next(cell for cell in sweep_grid("smoke", fractions=[0.3], split_seeds=[2]).retrain_cells)
     _save(tmp_path, unsound, mia_loss=0.6, reference_problems=["the retrained model's test accuracy is 0.2 below"])
     frame = load_sweep(tmp_path)
     assert frame.loc[frame["fraction"] == 0.1, "reference_problems"].map(len).eq(0).all()
@@ -354,9 +366,65 @@ def test_write_sweep_figures_writes_figures_and_a_table_per_sweep(tmp_path):
     assert r"rule's $\alpha_0$" in latex and latex.isascii()  # escaped, every symbol written as LaTeX
 
 
+def _drawn(figure):
+    """``figure`` drawn on an Agg canvas, and its renderer: where every artist lands on the page."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def test_the_heatmaps_mark_the_rules_cells_without_striking_through_their_labels(tmp_path):
+    from matplotlib.patches import Rectangle
+
+    from nablatau.sweep_figures import plot_heatmaps
+
+    _synthetic_sweep(tmp_path, retrain_seeds=(1, 2))
+    frame = load_sweep(tmp_path)
+    figure = plot_heatmaps(frame)
+    renderer = _drawn(figure)
+    alphas, fractions = sorted(frame["alpha0"].unique()), sorted(frame["fraction"].unique())
+    rule_cells = [(alphas.index(rule_alpha0(f)) + 0.5, row + 0.5) for row, f in enumerate(fractions)]
+    heatmaps = [ax for ax in figure.axes if ax.texts]
+    assert len(heatmaps) == 3
+    for ax in heatmaps:
+        outlines = [patch for patch in ax.patches if isinstance(patch, Rectangle)]
+        for x, y in rule_cells:  # each rule cell is marked: an outline around its centre
+            assert any(patch.get_bbox().contains(x, y) for patch in outlines), (ax.get_title(), x, y)
+        paths = [line.get_transform().transform_path(line.get_path()) for line in ax.lines]
+        paths += [patch.get_transform().transform_path(patch.get_path()) for patch in outlines]
+        for text in ax.texts:  # and no line or outline runs through a cell's label
+            label = text.get_window_extent(renderer)
+            assert not any(path.intersects_bbox(label, filled=False) for path in paths), (ax.get_title(),
+                                                                                          text.get_text())
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == ["the rule's α₀ = 5/3 · fraction (outlined)"]
+
+
+def test_the_rule_vs_best_plot_shows_the_rules_points_above_its_line_and_its_legend_covers_none(tmp_path):
+    from nablatau.sweep_figures import plot_rule_vs_best
+
+    _synthetic_sweep(tmp_path, retrain_seeds=(1, 2))
+    figure = plot_rule_vs_best(load_sweep(tmp_path))
+    renderer = _drawn(figure)
+    ax = figure.axes[0]
+    lines = {line.get_label(): line for line in ax.lines}
+    rule_line, rule_points = lines["rule: α₀ = 5/3 · fraction"], lines["the rule's α₀"]
+    best = lines["best α₀ (loss-MIA closest to retraining's)"]
+    assert list(rule_points.get_xdata()) == [0.1, 0.3]
+    assert list(rule_points.get_ydata()) == [rule_alpha0(0.1), rule_alpha0(0.3)]
+    assert rule_points.get_marker() not in ("", " ", "None", None) and rule_points.get_markersize() > 0
+    # drawn above the line, and the best α₀ above both: where they coincide (10 %), the dot sits inside the square
+    assert rule_line.get_zorder() < rule_points.get_zorder() < best.get_zorder()
+    assert best.get_markersize() < rule_points.get_markersize()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(ax.get_window_extent(renderer))  # beside the axes: no point under it
+
+
 def test_the_second_reference_gives_retrainings_spread_and_must_agree_with_the_first(tmp_path):
     _synthetic_sweep(tmp_path, retrain_seeds=(1, 2))
-    grid = sweep_grid("smoke", fractions=[0.1, 0.3], alphas=[0.2, 0.5], seeds=[1, 2])
+    grid = sweep_grid("smoke", fractions=[0.1, 0.3], alphas=[0.2, 0.5], split_seeds=[1, 2])
     assert [cell.kind for cell in grid.retrain_cells[:2]] == ["retrain", "retrain_2"]
     for cell in grid.retrain_cells:  # the first references at test accuracy 0.5 on 1,000 test images
         _save(tmp_path, cell, mia_loss=0.6 if cell.kind == "retrain" else 0.66, n_test=1000)
@@ -371,4 +439,4 @@ def test_the_second_reference_gives_retrainings_spread_and_must_agree_with_the_f
     disagreeing = next(cell for cell in grid.retrain_cells if cell.kind == "retrain_2" and cell.fraction == 0.3)
     _save(tmp_path, disagreeing, mia_loss=0.66, test_acc=0.65)  # 15 points from the first: 6.7 standard errors
     summary = rule_summary(load_sweep(tmp_path))
-    assert summary.loc[0.3, "unsound_reference_seeds"] == (disagreeing.seed,)
+    assert summary.loc[0.3, "unsound_reference_seeds"] == (disagreeing.split_seed,)
