@@ -62,7 +62,7 @@ ESTIMATES = {  # name: (default, command-line flag, reason)
                       "ResNet-18, whose stem shrinks a 32x32 image to 8x8: 37 M multiply-adds a forward pass, 1/15 "
                       "of the CIFAR-style ResNet-18 behind estimates like '15-25 min for 50 epochs'. In bf16 with "
                       "data and augmentation on the GPU a step is bound by kernel launches; 5 min is 8,300 images/s, "
-                      "7x the 1,158 images/s two AVX-512 cores measured (README) - deliberately on the slow side"),
+                      "7x the 1,158 images/s two AVX-512 cores measured (docs/reproducing.md) - deliberately on the slow side"),
     "CIFAR100_TRAIN_FACTOR": (1.6, "--cifar100-factor", "CIFAR-100 trains the same images and epochs at batch 128 "
                               "(PAPER['batch_size_by_dataset']): twice the steps, which cost nearly as much as "
                               "steps of 256 where launches bind. Unlearning (batch 256 on both) is not scaled"),

@@ -13,7 +13,7 @@ makes (:func:`nablatau.runner.reference_problems`). The models go to the checkpo
 (``$NABLATAU_CACHE_DIR``), so a rerun only measures; the results files to a temporary folder, so that they never
 mix with the profile's own.
 
-Measured on 2026-11-30 (the faster machine of the README's *Time*), the original's test accuracy for seeds 1, 2, 3:
+Measured on 2026-11-30 (the faster machine of docs/reproducing.md's *Time*), the original's test accuracy for seeds 1, 2, 3:
 8,000 images × 20 epochs (the first SGD profile) 0.575, 0.553, 0.540; 4,000 × 20: 0.477, 0.473, 0.443;
 4,000 × 25 (the next profile): 0.500, 0.485, 0.483; 4,500 × 20, seed 3: 0.467; 4,000 × 30, seeds 2, 3:
 0.496, 0.472; 4,000 × 40, seeds 2, 3: 0.496, 0.496; 3,500 × 40 (the profile now): 0.519, 0.451, 0.523.
