@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .results import load_results
+from .results import by_setting, forgotten_classes, load_results, load_runs, measured, run_profile
 from .sweep_figures import (format_rule_summary, load_sweep, plot_heatmaps, plot_rule_vs_best, rule_summary,
                              rule_verdicts)
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
@@ -217,7 +217,7 @@ def long_frame(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             if "error" in metrics:
                 continue
             row = {key: config.get(key) for key in ("notebook", "dataset", "profile", "forget_fraction", "seed")}
-            row["forget_classes"] = _classes(config.get("forget_classes"))
+            row["forget_classes"] = forgotten_classes(config.get("forget_classes"))
             row["model"] = name
             row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
             if retrain_time:
@@ -336,20 +336,6 @@ def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.Pa
 # --- make figures -----------------------------------------------------------------------------------
 
 
-def _classes(classes: Any) -> str | None:
-    return None if classes is None else ",".join(str(c) for c in classes)
-
-
-def _runs(results_dir: Path, notebook: str, profile: str | None) -> list[dict[str, Any]]:
-    runs = []
-    for path in sorted((results_dir / notebook).glob("*.json")):
-        run = load_results(path)
-        run["path"] = path
-        if profile is None or run["config"].get("profile", run["config"].get("settings", {}).get("profile")) == profile:
-            runs.append(run)
-    return runs
-
-
 class _Index:
     """Collects one profile's index entries: what each file is and which runs produced it.
 
@@ -424,7 +410,7 @@ def _slug(*parts: Any) -> str:
 def _setting(config: Mapping[str, Any]) -> str:
     """What a run forgot, as the tables' rows name it: "forget 15 %" or "classes 0,1 forgotten"."""
     if config.get("forget_classes") is not None:
-        return f"classes {_classes(config['forget_classes'])} forgotten"
+        return f"classes {forgotten_classes(config['forget_classes'])} forgotten"
     return f"forget {100 * config['forget_fraction']:g} %"
 
 
@@ -439,7 +425,8 @@ def reference_caveats(runs: Iterable[Mapping[str, Any]]) -> tuple[str, list[str]
     """
     def order(run: Mapping[str, Any]) -> tuple:  # the tables' row order: by setting, then seed
         config = run["config"]
-        return config.get("forget_fraction") or 0, _classes(config.get("forget_classes")) or "", config["seed"]
+        classes = forgotten_classes(config.get("forget_classes"))
+        return config.get("forget_fraction") or 0, classes or "", config["seed"]
 
     unsound: dict[str, list[int]] = {}
     notes = []
@@ -462,17 +449,9 @@ def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, in
                         curves: bool) -> None:
     """Per setting (data set, profile, forget fraction or classes), the figures the notebook shows over its
     seeds: the closest-to-retrain bars and, where methods record them, the curves with ± std bands."""
-    settings: dict[tuple, list[dict[str, Any]]] = {}
-    for run in runs:
-        config = run["config"]
-        key = (config.get("dataset", "goemotions"), config["profile"], config.get("forget_fraction"),
-               _classes(config.get("forget_classes")))  # text runs have one data set and do not name it
-        settings.setdefault(key, []).append(run)
-    for (dataset, profile, fraction, classes), group in settings.items():
-        group = sorted(group, key=lambda run: run["config"]["seed"])
+    for (dataset, profile, fraction, classes), group in by_setting(runs).items():
         seeds = [run["config"]["seed"] for run in group]
-        models = {seed: {name: m for name, m in run["models"].items() if "error" not in m}
-                  for seed, run in zip(seeds, group)}
+        models = {seed: measured(run["models"]) for seed, run in zip(seeds, group)}
         if len(set(seeds)) < len(seeds) or any("retrain" not in m for m in models.values()):
             continue  # a repeated seed (two runs of one setting) or a run without its reference: no ranking
         name = _slug(notebook, dataset, profile, fraction, classes, "seeds" + "_".join(map(str, seeds)))
@@ -526,7 +505,7 @@ def _removal_figures(runs: list[dict[str, Any]], notebook: str, columns: Mapping
     for run in runs:
         config, models = run["config"], run["models"]
         name = _slug(notebook, config["dataset"], config["profile"], config.get("forget_fraction"),
-                     _classes(config.get("forget_classes")), f"seed{config['seed']}")
+                     forgotten_classes(config.get("forget_classes")), f"seed{config['seed']}")
         title = _parameters(config)
         figure = plot_unlearning_curves(models, title=f"{notebook.replace('_', ' ')}: {title}")
         index.add(save_figure(figure, out / f"{name}-curves"),
@@ -572,10 +551,7 @@ def _training_figures(runs: list[dict[str, Any]], out: Path, index: _Index) -> N
 
 def profiles_in(results_dir: str | Path) -> list[str]:
     """The profiles of the results files under ``results_dir``."""
-    found = set()
-    for path in Path(results_dir).glob("*/*.json"):
-        config = load_results(path).get("config", {})
-        found.add(config.get("profile", config.get("settings", {}).get("profile")))
+    found = {run_profile(load_results(path).get("config", {})) for path in Path(results_dir).glob("*/*.json")}
     return sorted(p for p in found if p)
 
 
@@ -607,10 +583,10 @@ def write_figures(results_dir: str | Path = "results", figures_dir: str | Path =
         index = _Index(root, name)
         for notebook, columns in (("subset_removal", IMAGE_COLUMNS), ("class_removal", CLASS_COLUMNS),
                                   ("quickstart", IMAGE_COLUMNS)):
-            _removal_figures(_runs(results_dir, notebook, name), notebook, columns, out, index)
-        _text_figures(_runs(results_dir, "text_removal", name), out, index)
-        _training_figures(_runs(results_dir, "train_original", name), out, index)
-        sweep_runs = _runs(results_dir, SWEEP_NOTEBOOK, name)
+            _removal_figures(load_runs(results_dir, notebook, name), notebook, columns, out, index)
+        _text_figures(load_runs(results_dir, "text_removal", name), out, index)
+        _training_figures(load_runs(results_dir, "train_original", name), out, index)
+        sweep_runs = load_runs(results_dir, SWEEP_NOTEBOOK, name)
         if sweep_runs:
             index.add(write_sweep_figures(results_dir, out, profile=name),
                       "α₀ × fraction sweep: heatmaps and the rule's α₀ vs the best α₀", sweep_runs, SWEEP_NOTEBOOK)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .results import load_results
+from .results import by_setting, load_runs, measured
 from .verdicts import claims_over_seeds
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -35,33 +34,27 @@ FIGURES = ("{profile}/subset_removal-cifar10-{profile}-mia_loss-vs-fraction.png"
 
 def _judgeable(models: Mapping[str, Mapping[str, Any]]) -> bool:
     # The verdicts need a second retrained reference and every model's per-sample losses.
-    return "retrain_2" in models and all("sample_losses" in m for m in models.values() if "error" not in m)
+    return "retrain_2" in models and all("sample_losses" in m for m in measured(models).values())
 
 
 def settings(results_dir: str | Path, profile: str) -> tuple[dict[tuple, dict[int, dict]], int]:
-    """``{setting: {seed: measured models}}`` for ``profile``'s comparisons, and how many files were left out."""
-    grouped: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    """``{setting: {seed: measured models}}`` for ``profile``'s comparisons, in :data:`NOTEBOOKS` order, and how
+    many files were left out."""
+    grouped: dict[tuple, dict[int, dict]] = {}
     left_out = 0
     for notebook in NOTEBOOKS:
-        for path in sorted(Path(results_dir, notebook).glob("*.json")):
-            saved = load_results(path)
-            config = saved["config"]
-            if config.get("profile") != profile:
-                continue
-            if not _judgeable(saved["models"]):
-                left_out += 1
-                continue
-            classes = config.get("forget_classes")
-            key = (NOTEBOOKS.index(notebook), notebook, config.get("dataset", "goemotions"),
-                   tuple(classes) if classes else (), config.get("forget_fraction") if not classes else None)
-            grouped[key][config["seed"]] = {name: m for name, m in saved["models"].items() if "error" not in m}
-    return dict(sorted(grouped.items(), key=lambda item: tuple(str(part) for part in item[0]))), left_out
+        runs = load_runs(results_dir, notebook, profile)
+        judged = [run for run in runs if _judgeable(run["models"])]
+        left_out += len(runs) - len(judged)
+        for key, group in sorted(by_setting(judged).items(), key=lambda item: tuple(map(str, item[0]))):
+            grouped[(notebook, *key)] = {run["config"]["seed"]: measured(run["models"]) for run in group}
+    return grouped, left_out
 
 
 def _what(key: tuple) -> str:
-    _, notebook, dataset, classes, fraction = key
+    notebook, dataset, _, fraction, classes = key
     if classes:
-        return f"class {', '.join(map(str, classes))} ({dataset})"
+        return f"class {classes.replace(',', ', ')} ({dataset})"
     kind = "text" if notebook == "text_removal" else "subset"
     return f"{kind} {fraction:.0%} ({dataset})"
 

@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,42 @@ def save_results(output_dir: str | os.PathLike, notebook: str, *, config: dict[s
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
     """Read a results file written by :func:`save_results`."""
     return json.loads(Path(path).read_text())
+
+
+def run_profile(config: Mapping[str, Any]) -> str | None:
+    """The profile a results file's ``config`` ran with (the sweep's cells keep it in their settings)."""
+    return config.get("profile", config.get("settings", {}).get("profile"))
+
+
+def load_runs(results_dir: str | os.PathLike, notebook: str, profile: str | None = None) -> list[dict[str, Any]]:
+    """Every results file of ``notebook`` under ``results_dir`` (of ``profile`` only, when given), in file-name
+    order, each with its path under ``"path"``."""
+    runs = []
+    for path in sorted(Path(results_dir, notebook).glob("*.json")):
+        run = load_results(path)
+        run["path"] = path
+        if profile is None or run_profile(run["config"]) == profile:
+            runs.append(run)
+    return runs
+
+
+def measured(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The models that finished, without the ones that failed (those hold an ``"error"``)."""
+    return {name: m for name, m in models.items() if "error" not in m}
+
+
+def forgotten_classes(classes: Any) -> str | None:
+    """A run's ``forget_classes`` as one key, ``"0,1"`` (None for a random forget set)."""
+    return None if classes is None else ",".join(str(c) for c in classes)
+
+
+def by_setting(runs: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
+    """``runs`` grouped by what they forgot, ``(dataset, profile, forget fraction, forgotten classes)``, in
+    first-seen order, each group in seed order: the seeds of one comparison. Text runs name no data set."""
+    settings: dict[tuple, list[Mapping[str, Any]]] = {}
+    for run in runs:
+        config = run["config"]
+        key = (config.get("dataset", "goemotions"), run_profile(config), config.get("forget_fraction"),
+               forgotten_classes(config.get("forget_classes")))
+        settings.setdefault(key, []).append(run)
+    return {key: sorted(group, key=lambda run: run["config"]["seed"]) for key, group in settings.items()}

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .results import load_results
+from .results import load_results, measured
 from .references import reference_index, reference_names
 from .tables import TABLE_COLUMNS, TEXT_TABLE_COLUMNS, results_table
 
@@ -50,7 +50,7 @@ class RemovalRun:
     @property
     def measured(self) -> dict[str, dict[str, Any]]:
         """The models that finished, without the ones that failed."""
-        return {name: m for name, m in self.models.items() if "error" not in m}
+        return measured(self.models)
 
     @property
     def reference_problems(self) -> list[str]:

@@ -50,9 +50,9 @@ def results(tmp_path):
 
 
 def test_mean_std_over_seeds_and_runtime_relative_to_retrain(results):
-    from nablatau.figures import _runs
+    from nablatau.results import load_runs
 
-    frame = long_frame(_runs(results, "subset_removal", "quick"))
+    frame = long_frame(load_runs(results, "subset_removal", "quick"))
     assert "ssd" not in set(frame["model"])  # a failed method has no numbers to show
     table = mean_std_table(frame, {"mia_loss": "loss-MIA", "runtime_vs_retrain": "runtime / retrain"},
                            by=["forget_fraction"])
