@@ -139,8 +139,7 @@ def plot_gap_to_retrain(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], met
                 palette={"tied with the closest": "tab:blue", "farther": "tab:gray"})
     seeds = int(gaps["seeds"].min())
     if frame["std"].notna().all():
-        low = frame["low"].clip(lower=0)  # closest_over_seeds clips already; a bar's error never crosses 0
-        ax.errorbar(frame["gap"], range(len(frame)), xerr=[frame["gap"] - low, frame["high"] - frame["gap"]],
+        ax.errorbar(frame["gap"], range(len(frame)), xerr=[frame["gap"] - frame["low"], frame["high"] - frame["gap"]],
                     fmt="none", color="black", capsize=3)
         rule = "tied: 95 % interval overlaps the closest's,\nor a smaller gap than one that does"
     else:
@@ -414,6 +413,11 @@ def _setting(config: Mapping[str, Any]) -> str:
     return f"forget {100 * config['forget_fraction']:g} %"
 
 
+def _reference_problems(run: Mapping[str, Any]) -> list[str]:
+    """Why a run's retrained references are not a sound gold standard (empty when they are)."""
+    return list(run["models"].get("retrain", {}).get("reference_problems") or [])
+
+
 def reference_caveats(runs: Iterable[Mapping[str, Any]]) -> tuple[str, list[str]]:
     """What a table or figure over ``runs`` must say when a run's retrained references failed their soundness
     check (``models["retrain"]["reference_problems"]``, :func:`nablatau.references.reference_problems`), as the
@@ -431,7 +435,7 @@ def reference_caveats(runs: Iterable[Mapping[str, Any]]) -> tuple[str, list[str]
     unsound: dict[str, list[int]] = {}
     notes = []
     for run in sorted(runs, key=order):
-        problems = run["models"].get("retrain", {}).get("reference_problems") or []
+        problems = _reference_problems(run)
         if problems:
             config = run["config"]
             unsound.setdefault(_setting(config), []).append(config["seed"])
@@ -457,8 +461,7 @@ def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, in
         name = _slug(notebook, dataset, profile, fraction, classes, "seeds" + "_".join(map(str, seeds)))
         what = f"forget {fraction:.0%}" if fraction is not None else f"classes {classes} forgotten"
         title = f"{DATASET_NAMES.get(dataset, dataset)}, {what}, profile {profile}"
-        unsound = sorted(run["config"]["seed"] for run in group
-                         if run["models"].get("retrain", {}).get("reference_problems"))
+        unsound = [seed for seed, run in zip(seeds, group) if _reference_problems(run)]
         caveat = (f"\nUNSOUND REFERENCES (seed{'s' * (len(unsound) > 1)} {', '.join(map(str, unsound))}): "
                   "not evidence either way" if unsound else "")
         methods = {method for m in models.values() for method in m} - {"original", "retrain"}
