@@ -39,8 +39,8 @@ from .results import by_setting, forgotten_classes, load_results, load_runs, mea
 from .sweep_figures import (format_rule_summary, load_sweep, plot_heatmaps, plot_rule_vs_best, rule_summary,
                              rule_verdicts)
 from .sweep_rule import NOTEBOOK as SWEEP_NOTEBOOK
-from .tables import (TABLE_COLUMNS, TEXT_TABLE_COLUMNS, closest_over_seeds, seed_summary_note, shortened_trainings,
-                     summarize, summary_cell, titled)
+from .tables import (TABLE_COLUMNS, TEXT_TABLE_COLUMNS, closest_over_seeds, gap_clipping, seed_summary_note,
+                     shortened_trainings, summarize, summary_cell, titled)
 
 #: Display names of the models, in table order.
 MODEL_NAMES = {"original": "Original", "retrain": "Retrain", "retrain_2": "Retrain, second seed",
@@ -124,11 +124,11 @@ def plot_unlearning_curves(models: Mapping[str, Mapping[str, Any]] | Sequence[Ma
 def plot_gap_to_retrain(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metric: str = "mia_loss",
                         title: str = "") -> plt.Axes:
     """Each method's gap |``metric`` − the retrained model's| (mean over seeds, 95 % interval as error bars,
-    clipped at 0), closest first, coloured by whether the seeds tie it with the closest
+    clipped to the gap's range: :func:`nablatau.tables.gap_bounds`), closest first, coloured by whether the seeds tie it with the closest
     (:func:`nablatau.tables.closest_over_seeds`: its interval overlaps the closest's, or its mean gap is smaller
     than one that does), so the colour changes once down the bars.
 
-    The gap is an absolute value: the axis starts at 0, and an interval's lower end below 0 is drawn at 0.
+    The gap is an absolute value: the axis starts at 0, and an interval's ends are drawn within the gap's range.
     """
     gaps, _ = closest_over_seeds(runs, metric)
     frame = gaps.reset_index().assign(
@@ -147,7 +147,7 @@ def plot_gap_to_retrain(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], met
     ax.set_xlim(left=0)
     label = METRIC_LABELS.get(metric, metric.replace("_", " "))
     ax.set(ylabel="", title=title, xlabel=f"|{label} − retrained model's| (mean over {seeds} seed{'s' * (seeds > 1)}"
-                                          f"{', 95 % interval clipped at 0' if seeds > 1 else ''})")
+                                          f"{', 95 % interval ' + gap_clipping(metric) if seeds > 1 else ''})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title=rule, title_fontsize=8, frameon=False,
               alignment="left")
     return ax
@@ -326,7 +326,7 @@ def write_sweep_figures(results_dir: str | os.PathLike, figures_dir: str | os.Pa
         caption = (f"∇τ: the rule's α₀ vs the best α₀ per forget fraction ({dataset}, profile {profile}); "
                    f"{group['seed'].nunique()} seed(s), {len(group)} cells. Best α₀: smallest mean "
                    "|loss-MIA − retrained model's loss-MIA| (against 0.5 where no retraining exists); a gap's "
-                   "95 % interval over seeds is clipped at 0.")
+                   f"95 % interval over seeds is {gap_clipping('mia_loss')}.")
         written += write_table(format_rule_summary(summary), stem.with_name(f"{stem.name}-rule_vs_best"), caption,
                                notes=rule_verdicts(summary))
     return written
@@ -469,7 +469,7 @@ def _over_seeds_figures(runs: list[dict[str, Any]], notebook: str, out: Path, in
             index.add(save_figure(plot_gap_to_retrain(models, "mia_loss", title=title + caveat).figure,
                                   out / f"{name}-gap"),
                       "distance of each method's loss-MIA from the retrained model's, over the seeds (95 % "
-                      "interval clipped at 0; tied with the closest in blue)" + caveat.replace("\n", "; "),
+                      f"interval {gap_clipping('mia_loss')}; tied with the closest in blue)" + caveat.replace("\n", "; "),
                       group, notebook)
         if curves and len(seeds) > 1:  # one seed: the per-run curves below are the same figure
             figure = plot_unlearning_curves(list(models.values()), title=f"{title}, seeds {seeds} (mean ± std)")

@@ -24,7 +24,7 @@ from .errors import ConfigError
 from .results import load_results, results_path
 from .sweep_rule import NOTEBOOK, rule_alpha0
 from .references import agreement_problems, reference_index
-from .tables import interval
+from .tables import gap_bounds, interval
 
 if TYPE_CHECKING:  # only for the annotation: importing the sweep would import torch
     from .sweep import SweepGrid
@@ -154,8 +154,8 @@ def rule_summary(frame: pd.DataFrame) -> pd.DataFrame:
     _one_run(frame)
     grouped = frame.groupby(["fraction", "alpha0"])
     means = grouped[["mia_gap", "test_acc", "mia_loss_std", "is_rule"]].mean()
-    # A gap is an absolute value: its interval is clipped at 0, as the removal notebooks' gaps are.
-    gap_intervals = grouped["mia_gap"].agg(lambda gaps: interval(gaps.tolist(), bounds=(0.0, math.inf))[2:])
+    # A gap of loss-MIA accuracies lies in [0, 1]: its interval is clipped there, as the removal notebooks' gaps are.
+    gap_intervals = grouped["mia_gap"].agg(lambda gaps: interval(gaps.tolist(), bounds=gap_bounds("mia_loss"))[2:])
     rows = []
     for fraction, group in means.groupby(level="fraction"):
         group = group.droplevel("fraction")

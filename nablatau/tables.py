@@ -183,6 +183,18 @@ def bounds_of(column: str) -> tuple[float, float] | None:
     return (0.0, 1.0) if column in FRACTION_COLUMNS else None
 
 
+def gap_bounds(metric: str) -> tuple[float, float]:
+    """The range of a gap |``metric``(a) − ``metric``(b)|: never below 0 (an absolute value), and at most 1 when
+    ``metric`` is a fraction. With two seeds a t-interval is 12.7 standard errors wide on each side and ran past 1
+    (an SSD loss-MIA gap of 0.20 read [0, 1.70]); the mean lies in the range, so clipping keeps the coverage."""
+    return 0.0, 1.0 if metric in FRACTION_COLUMNS else math.inf
+
+
+def gap_clipping(metric: str) -> str:
+    """How :func:`gap_bounds` clips ``metric``'s gap intervals, for captions and axis labels."""
+    return "clipped to [0, 1]" if gap_bounds(metric)[1] == 1.0 else "clipped at 0"
+
+
 def is_pvalue(column: str) -> bool:
     return column.endswith("pvalue")
 
@@ -299,8 +311,8 @@ def closest_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metr
     intervals; gaps equal to 3 decimals are ties.
 
     Returns:
-        ``(table, sentence)``: per method the gap's mean, std, interval (clipped at 0: a gap is an absolute
-        value) and ``tied_for_closest``, best first, and a sentence saying where ∇τ stands.
+        ``(table, sentence)``: per method the gap's mean, std, interval (clipped to
+        :func:`gap_bounds`) and ``tied_for_closest``, best first, and a sentence saying where ∇τ stands.
 
     Raises:
         ConfigError: a seed's run without the reference model.
@@ -314,7 +326,7 @@ def closest_over_seeds(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], metr
     for name in methods:
         gaps = [abs(models[name][metric] - models[reference][metric]) for models in runs.values()
                 if name in models and metric in models[name]]
-        mean, std, low, high = interval(gaps, confidence, bounds=(0.0, math.inf))
+        mean, std, low, high = interval(gaps, confidence, bounds=gap_bounds(metric))
         rows[name] = {"gap": mean, "std": std, "low": low, "high": high, "seeds": len(gaps)}
     table = pd.DataFrame.from_dict(rows, orient="index").sort_values("gap", kind="stable").rename_axis("model")
     if table.empty:

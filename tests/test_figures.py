@@ -235,7 +235,21 @@ def test_gap_bars_start_at_zero_and_their_intervals_do_not_cross_it():
     error_bars = [segment for collection in ax.collections if isinstance(collection, LineCollection)
                   for segment in collection.get_segments()]
     assert error_bars and min(x for segment in error_bars for x, _ in segment) >= 0
-    assert "95 % interval clipped at 0" in ax.get_xlabel()
+    assert "95 % interval clipped to [0, 1]" in ax.get_xlabel()
+
+
+def test_gap_intervals_stay_within_a_fractions_range():
+    # Two seeds give a t-interval 12.7 standard errors wide on each side: SSD's loss-MIA gaps of 0.03 and 0.37 read
+    # [0, 2.36] unclipped, but a gap of two accuracies cannot pass 1.
+    from nablatau.tables import closest_over_seeds, gap_bounds
+
+    runs = {seed: {"retrain": {"mia_loss": 0.5, "kl_test": 0.0},
+                   "ssd": {"mia_loss": 0.5 - gap, "kl_test": 10 * gap}} for seed, gap in ((1, 0.03), (2, 0.37))}
+    table = closest_over_seeds(runs)[0]
+    assert table.loc["ssd", "low"] == 0 and table.loc["ssd", "high"] == 1
+    # A divergence is no fraction: only its lower end is clipped.
+    assert gap_bounds("kl_test") == (0.0, float("inf"))
+    assert closest_over_seeds(runs, "kl_test")[0].loc["ssd", "high"] > 1
 
 
 def test_gap_bars_are_tied_by_one_rule_monotone_in_the_plotted_gap():
