@@ -353,7 +353,7 @@ def _drift(runs: Runs) -> str | None:
     """A sentence when ∇τ's loss-MIA came closer to the retrained model's during its epochs than where it ended,
     by more than retraining's own spread on loss-MIA and more than the attack's own noise (its standard deviation
     over cross-validation splits, ``mia_loss_std``), mean over seeds of the tracked epochs (:mod:`nablatau.runner`
-    curves); None otherwise or without curves."""
+    curves), saying on which side of retraining's it ends; None otherwise or without curves."""
     curves = [pd.DataFrame(models["nablatau"].get("history") or []) for models in runs.values()]
     if not all("mia_loss" in curve for curve in curves):
         return None
@@ -364,9 +364,22 @@ def _drift(runs: Runs) -> str | None:
     noise = np.mean([models["nablatau"].get("mia_loss_std", 0.0) for models in runs.values()])
     if gaps.empty or not spread or gaps.iloc[-1] - gaps.min() <= max(np.mean(spread), noise):
         return None
-    return (f"Its loss-MIA came within {gaps.min():.3f} of the retrained model's at epoch {int(gaps.idxmin()) + 1} of "
+    text = (f"Its loss-MIA came within {gaps.min():.3f} of the retrained model's at epoch {int(gaps.idxmin()) + 1} of "
             f"{int(gaps.index[-1]) + 1} and ends {gaps.iloc[-1]:.3f} from it, more than retraining's own spread on it "
-            f"({np.mean(spread):.3f}) and the attack's noise ({noise:.3f}): its later epochs undo part of the forgetting.")
+            f"({np.mean(spread):.3f}) and the attack's noise ({noise:.3f}): ")
+    # Which side of retraining it ends on tells two failures apart: back towards the original (the forget set
+    # looks like training data again) or past retraining (its losses end above what a retrained model gives them,
+    # which an attack can notice as well).
+    past = [seed for (seed, models), curve, target in zip(runs.items(), curves, targets)
+            if np.sign(curve["mia_loss"].iloc[-1] - target) * np.sign(models["original"]["mia_loss"] - target) < 0]
+    back = [seed for seed in runs if seed not in past]
+    undo, overshoot = "its later epochs undo part of the forgetting", "its later epochs push it past retraining's"
+    if not past:
+        return text + undo + "."
+    if not back:
+        return text + overshoot + ", to the side away from the original's."
+    return (text + f"in seed(s) {', '.join(map(str, back))} {undo}; in seed(s) {', '.join(map(str, past))} "
+            f"{overshoot}, to the side away from the original's.")
 
 
 def excess_table(runs: Runs, excess: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:

@@ -117,10 +117,21 @@ def test_the_paper_metric_report_adds_retrainings_spread_on_loss_mia():
 def test_a_loss_mia_that_drifts_back_over_the_epochs_is_named_a_weakness():
     runs = _runs(1.0)
     for models in runs.values():
-        models["retrain"]["mia_loss"], models["retrain_2"]["mia_loss"] = 0.50, 0.52
+        models["original"]["mia_loss"], models["retrain"]["mia_loss"], models["retrain_2"]["mia_loss"] = 0.8, 0.50, 0.52
         models["nablatau"]["history"] = [{"epoch": e, "mia_loss": m} for e, m in enumerate((0.7, 0.52, 0.6, 0.68))]
     text = conclusions(runs)
     assert "came within 0.020 of the retrained model's at epoch 2 of 4 and ends 0.180 from it" in text
+    assert "its later epochs undo part of the forgetting." in text  # 0.68 lies on the original's side of 0.50
+    # Ending as far on the other side of retraining is a drift too, but not back towards the original.
+    runs[2]["nablatau"]["history"][-1]["mia_loss"] = 0.32
+    text = conclusions(runs)
+    assert "ends 0.180 from it" in text
+    assert "in seed(s) 1, 3 its later epochs undo part of the forgetting; in seed(s) 2 its later epochs push it " \
+           "past retraining's, to the side away from the original's." in text, text
+    for models in runs.values():
+        models["nablatau"]["history"][-1]["mia_loss"] = 0.32
+    assert "0.180 from it, more than retraining's own spread on it (0.020) and the attack's noise (0.000): its later " \
+           "epochs push it past retraining's, to the side away from the original's." in conclusions(runs)
     for models in runs.values():
         models["nablatau"]["history"][-1]["mia_loss"] = 0.53  # ends within retraining's spread of its best
     assert "came within" not in conclusions(runs)
