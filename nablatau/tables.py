@@ -187,7 +187,8 @@ def gap_bounds(metric: str) -> tuple[float, float]:
     """The range of a gap |``metric``(a) − ``metric``(b)|: never below 0 (an absolute value), and at most 1 when
     ``metric`` is a fraction. With two seeds a t-interval is 12.7 standard errors wide on each side and ran past 1
     (an SSD loss-MIA gap of 0.20 read [0, 1.70]); the mean lies in the range, so clipping keeps the coverage."""
-    return 0.0, 1.0 if metric in FRACTION_COLUMNS else math.inf
+    low, high = bounds_of(metric) or (0.0, math.inf)
+    return 0.0, high - low
 
 
 def gap_clipping(metric: str) -> str:

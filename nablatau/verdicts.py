@@ -367,9 +367,9 @@ def _drift(runs: Runs) -> str | None:
     text = (f"Its loss-MIA came within {gaps.min():.3f} of the retrained model's at epoch {int(gaps.idxmin()) + 1} of "
             f"{int(gaps.index[-1]) + 1} and ends {gaps.iloc[-1]:.3f} from it, more than retraining's own spread on it "
             f"({np.mean(spread):.3f}) and the attack's noise ({noise:.3f}): ")
-    # Which side of retraining it ends on tells two failures apart: back towards the original (the forget set
-    # looks like training data again) or past retraining (its losses end above what a retrained model gives them,
-    # which an attack can notice as well).
+    # Which side of retraining's loss-MIA it ends on tells two readings apart: back towards the original's (the
+    # attack finds the forget set member-like again) or past retraining's, away from the original's, which says the
+    # attack's score moved too far, not that the forget losses did: on a small forget set that can be its noise.
     past = [seed for (seed, models), curve, target in zip(runs.items(), curves, targets)
             if np.sign(curve["mia_loss"].iloc[-1] - target) * np.sign(models["original"]["mia_loss"] - target) < 0]
     back = [seed for seed in runs if seed not in past]
