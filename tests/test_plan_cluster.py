@@ -255,12 +255,21 @@ def test_a_sweep_on_cifar100_adds_its_own_grid(durations, grid, tasks):
 
 
 def test_the_paper_point_sets_its_own_ratios(durations):
-    point = plan.load_results(REPO / "results" / "subset_removal" / "c7ede870cc9e.json")["models"]
+    assert durations.point is not None, "the committed results hold a paper-profile CIFAR-10 point"
+    point = plan.load_results(REPO / "results" / durations.point["file"])["models"]
     ratio, source = durations.ratio("image", "nablatau", 0.15)
     assert source == "P" and ratio == pytest.approx(point["nablatau"]["runtime_s"] / point["retrain"]["runtime_s"])
     assert durations.ratio("image", "scrub", 0.15)[1] == "Q"  # not at the paper point: quick, calibrated
     assert durations.ratio("image", "scrub", 0.01)[1] == "Q0.03"  # CIFAR-100's class: the nearest fraction
     assert 0 < durations.forward_cost < 1 and 0 < durations.step_cost < 2
+
+
+def test_a_pause_in_one_training_does_not_set_its_epoch_time():
+    steady = [{"epoch": e, "elapsed_s": 60.0 * e} for e in range(1, 51)]
+    paused = [{"epoch": e, "elapsed_s": 60.0 * e + (1200.0 if e >= 4 else 0.0)} for e in range(1, 51)]
+    assert plan.median_epoch_s({"history": paused, "runtime_s": paused[-1]["elapsed_s"]}) == pytest.approx(60.0)
+    assert plan.median_epoch_s({"history": steady, "runtime_s": 3000.0}) == pytest.approx(60.0)
+    assert plan.median_epoch_s({"runtime_s": 3000.0}) == 3000.0  # no history: the runtime is all there is
 
 
 def test_without_results_every_duration_is_a_stated_estimate(tmp_path, specs):
