@@ -233,8 +233,8 @@ def trace(by_name: dict[str, Task], start: dict[str, float], finish: dict[str, f
 
 
 def median_epoch_s(entry: dict) -> float:
-    """A training's median epoch time from its history, else its runtime: a pause or a busy spell in one run
-    (which its total wall time keeps) moves the median by at most a few epochs' worth."""
+    """A training's median epoch time from its history, else its runtime. Its total wall time keeps a pause or a
+    busy spell; the median ignores them as long as they touch fewer than half of its epochs."""
     elapsed = [0.0] + [row["elapsed_s"] for row in entry.get("history") or [] if "elapsed_s" in row]
     if len(elapsed) < 2:
         return entry["runtime_s"]
